@@ -1,0 +1,98 @@
+package votelog
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	// StreamName is the JetStream stream holding every vote: the log.
+	StreamName = "VOTES"
+	// DefaultShards is the number of tally shards when none is configured.
+	DefaultShards = 16
+	// DefaultDuplicateWindow is how long the stream remembers message IDs
+	// (vote IDs derived from idempotency keys): a retry within it is
+	// recognised by JetStream itself.
+	DefaultDuplicateWindow = 2 * time.Minute
+)
+
+// VoteSubject returns the subject a vote for poll is published on.
+func VoteSubject(shard int, pollID string) string {
+	return "votes." + strconv.Itoa(shard) + "." + pollID
+}
+
+// ShardFilter returns the subject filter of every vote of one shard.
+func ShardFilter(shard int) string {
+	return "votes." + strconv.Itoa(shard) + ".>"
+}
+
+// ResultsSubject returns the core NATS subject the new counts of a poll are
+// published on after each change.
+func ResultsSubject(pollID string) string {
+	return "results." + pollID
+}
+
+// Shard returns the shard of a poll among n: all votes of a poll go to one
+// shard, so one ordered reader folds them.
+func Shard(pollID string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(pollID))
+	return int(h.Sum32() % uint32(n))
+}
+
+// StreamConfig configures EnsureStream.
+type StreamConfig struct {
+	// Replicas is the stream's replica count. Zero value means 1; use 3 on a cluster.
+	Replicas int
+	// DuplicateWindow is how long vote IDs are remembered for deduplication.
+	// Zero value means DefaultDuplicateWindow.
+	DuplicateWindow time.Duration
+	// MaxBytes caps the size of the log; when full, publishes fail (votes get
+	// 503) rather than old votes being dropped. Zero value means unlimited.
+	MaxBytes int64
+}
+
+// EnsureStream creates the VOTES stream or brings its configuration up to date.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	sc := jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "pollcast vote log: the source of truth",
+		Subjects:    []string{"votes.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cmp.Or(cfg.Replicas, 1),
+		Duplicates:  cmp.Or(cfg.DuplicateWindow, DefaultDuplicateWindow),
+		MaxBytes:    cmp.Or(cfg.MaxBytes, -1),
+		MaxMsgs:     -1,
+		MaxAge:      0,
+	}
+	s, err := js.CreateOrUpdateStream(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("votelog: ensure stream: %w", err)
+	}
+	return s, nil
+}
+
+// LastSeq returns the sequence of the newest vote in the log, 0 if empty.
+func LastSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	s, err := js.Stream(ctx, StreamName)
+	if err != nil {
+		return 0, fmt.Errorf("votelog: stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("votelog: stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// ErrLogUnavailable is returned when the log cannot be reached.
+var ErrLogUnavailable = errors.New("votelog: log unavailable")
