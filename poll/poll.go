@@ -185,9 +185,14 @@ func (p *Poll) ViewAt(now time.Time, owner bool) View {
 // NewID returns a random URL-safe identifier of n bytes of entropy (the
 // encoded string is longer). Poll IDs use 9 bytes: 12 characters, unguessable.
 func NewID(n int) string {
+	return base64.RawURLEncoding.EncodeToString(NewIDBytes(n))
+}
+
+// NewIDBytes returns n random bytes.
+func NewIDBytes(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return b
 }
 
 // optionID returns the short ID of the n-th option ever created in a poll:

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pollcast/pollcast/ingest"
+	"github.com/pollcast/pollcast/poll"
+	"github.com/pollcast/pollcast/realtime"
+	"github.com/pollcast/pollcast/tally"
+	"github.com/pollcast/pollcast/votelog"
+	"github.com/pollcast/pollcast/web"
+)
+
+// Main is one running pollcast process: every role wired together. Tests
+// start it with Addr "127.0.0.1:0" and a temporary Data directory.
+type Main struct {
+	cfg    Config
+	logger *slog.Logger
+	stdout io.Writer
+
+	emb     *votelog.Embedded
+	ncs     []*nats.Conn
+	catalog *poll.Catalog
+	store   tally.Store
+	tally   *tally.Tally
+	ingest  *ingest.Service
+	hub     *realtime.Hub
+	ln      net.Listener
+	srv     *http.Server
+	served  chan error
+}
+
+// NewMain returns an unstarted process. stdout receives the generated admin
+// key on first start.
+func NewMain(cfg Config, logger *slog.Logger, stdout io.Writer) *Main {
+	return &Main{cfg: cfg, logger: logger, stdout: stdout}
+}
+
+// Addr returns the address the HTTP server listens on, once Run returned.
+func (m *Main) Addr() string {
+	return m.ln.Addr().String()
+}
+
+// Run starts every role and returns once the node serves HTTP: the log, the
+// catalog, the tally (rebuilt from the log), ingest (voters rebuilt from the
+// log), the realtime hub and the HTTP server. ctx bounds the start only.
+func (m *Main) Run(ctx context.Context) error {
+	gin.SetMode(gin.ReleaseMode)
+	ln, err := net.Listen("tcp", m.cfg.Addr) // listen first: a bad address fails at once
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.ln = ln
+	if err := os.MkdirAll(m.cfg.Data, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+
+	m.emb, err = votelog.StartEmbedded(filepath.Join(m.cfg.Data, "nats"))
+	if err != nil {
+		return err
+	}
+	ncTally, err := m.connect("pollcast-tally")
+	if err != nil {
+		return err
+	}
+	ncIngest, err := m.connect("pollcast-ingest")
+	if err != nil {
+		return err
+	}
+	js, err := jetstream.New(ncTally)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := votelog.EnsureStream(ctx, js, votelog.StreamConfig{}); err != nil {
+		return err
+	}
+	m.catalog, err = poll.OpenCatalog(ctx, js, poll.CatalogConfig{Logger: m.logger})
+	if err != nil {
+		return err
+	}
+	if err := m.ensureAdminKey(ctx); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m.store = tally.NewMemoryStore()
+	m.tally, err = tally.New(js, ncTally, m.store, m.catalog, tally.Config{
+		Shards: m.cfg.Shards, Logger: m.logger, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := m.tally.Start(ctx); err != nil {
+		return err
+	}
+	if err := m.tally.WaitCaughtUp(ctx); err != nil {
+		return err
+	}
+	m.ingest, err = ingest.New(ncIngest, m.catalog, ingest.Config{
+		Shards: m.cfg.Shards, VoteRate: m.cfg.VoteRate, Region: m.cfg.Region, Logger: m.logger, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.ingest.Rebuild(ctx); err != nil {
+		return err
+	}
+	m.logger.Info("rebuilt state from the log", "took", time.Since(start).Round(time.Millisecond))
+
+	m.hub, err = realtime.NewHub(ncTally, m.catalog, m.store.Counts, realtime.HubConfig{Logger: m.logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	handler, err := web.New(web.Deps{
+		Catalog: m.catalog, Ingest: m.ingest, Store: m.store, Hub: m.hub, Gatherer: reg,
+		Ready: []web.Check{
+			{Name: "log", Check: m.ingest.Ready},
+			{Name: "catalog", Check: m.catalog.Ping},
+			{Name: "tally", Check: m.store.Ping},
+		},
+	}, web.Config{TrustedProxies: m.cfg.TrustedProxies, Logger: m.logger})
+	if err != nil {
+		return err
+	}
+	m.srv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.srv.Serve(ln) }()
+	m.logger.Info("pollcast is serving", "addr", "http://"+m.Addr(), "data", m.cfg.Data)
+	return nil
+}
+
+func (m *Main) connect(name string) (*nats.Conn, error) {
+	nc, err := m.emb.Connect(name)
+	if err != nil {
+		return nil, err
+	}
+	m.ncs = append(m.ncs, nc)
+	return nc, nil
+}
+
+// ensureAdminKey makes sure an admin key exists: POLLCAST_ADMIN_KEY's if
+// set, else one generated and printed once.
+func (m *Main) ensureAdminKey(ctx context.Context) error {
+	if m.cfg.AdminKey != "" {
+		if _, ok := m.catalog.KeyByHash(poll.HashKey(m.cfg.AdminKey)); ok {
+			return nil
+		}
+		_, err := m.catalog.CreateKey(ctx, "POLLCAST_ADMIN_KEY", poll.RoleAdmin, m.cfg.AdminKey, time.Now())
+		return err
+	}
+	for _, k := range m.catalog.Keys() {
+		if k.Role == poll.RoleAdmin {
+			return nil
+		}
+	}
+	secret := poll.NewKeySecret()
+	if _, err := m.catalog.CreateKey(ctx, "generated admin key", poll.RoleAdmin, secret, time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.stdout, "\nGenerated the admin API key (shown once, only its hash is stored):\n\n    %s\n\n", secret)
+	return nil
+}
+
+// Close shuts the process down gracefully: stop taking requests, close live
+// connections, stop the roles, then the log.
+func (m *Main) Close() error {
+	var errs []error
+	if m.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+		if m.hub != nil {
+			m.srv.RegisterOnShutdown(m.hub.Close)
+		}
+		if err := m.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	} else if m.ln != nil {
+		_ = m.ln.Close()
+	}
+	if m.hub != nil {
+		m.hub.Close()
+	}
+	if m.ingest != nil {
+		m.ingest.Close()
+	}
+	if m.tally != nil {
+		m.tally.Close()
+	}
+	if m.catalog != nil {
+		m.catalog.Close()
+	}
+	for _, nc := range m.ncs {
+		nc.Close()
+	}
+	if m.emb != nil {
+		m.emb.Shutdown()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config is everything `pollcast serve` can be told.
+type Config struct {
+	Addr           string
+	Data           string
+	VoteRate       float64
+	Shards         int
+	Region         string
+	TrustedProxies []netip.Prefix
+	LogLevel       string
+	LogFormat      string
+	// AdminKey is POLLCAST_ADMIN_KEY: the first admin API key. Empty means
+	// "generate one on first start and print it once".
+	AdminKey string
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// setting is one row of the configuration table: a flag, its environment
+// fallback, its default and its help.
+type setting struct {
+	flag, env, def, usage string
+}
+
+var settings = []setting{
+	{"addr", "POLLCAST_ADDR", "127.0.0.1:8080", "address to serve HTTP on (host:port; port 0 picks a free one)"},
+	{"data", "POLLCAST_DATA", "./data", "directory for the vote log, catalog and analytics files"},
+	{"vote-rate", "POLLCAST_VOTE_RATE", "50", "per-client-IP vote rate limit in votes/s, bursts of 4x; 0 turns it off"},
+	{"shards", "POLLCAST_SHARDS", "16", "number of tally shards (fixed for the life of a data directory)"},
+	{"region", "POLLCAST_REGION", "local", "deployment region this node tags votes with"},
+	{"trusted-proxies", "POLLCAST_TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed"},
+	{"log-level", "POLLCAST_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"log-format", "POLLCAST_LOG_FORMAT", "text", "text or json"},
+	{"shutdown-timeout", "POLLCAST_SHUTDOWN_TIMEOUT", "10s", "how long a graceful shutdown may take"},
+}
+
+// parseConfig reads flags, then the environment for every flag not given.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("pollcast serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	vals := map[string]*string{}
+	for _, s := range settings {
+		vals[s.flag] = fs.String(s.flag, s.def, fmt.Sprintf("%s (env %s)", s.usage, s.env))
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: pollcast serve [flags]\n\nRuns every role of pollcast in one process.\nPOLLCAST_ADMIN_KEY sets the first admin API key.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range settings {
+		if v := getenv(s.env); v != "" && !given[s.flag] {
+			*vals[s.flag] = v
+		}
+	}
+	var c Config
+	var errs []error
+	check := func(name string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", name, err))
+		}
+	}
+	c.Addr = *vals["addr"]
+	c.Data = *vals["data"]
+	c.Region = *vals["region"]
+	c.LogLevel = *vals["log-level"]
+	c.LogFormat = *vals["log-format"]
+	c.AdminKey = getenv("POLLCAST_ADMIN_KEY")
+	_, err := fmt.Sscan(*vals["vote-rate"], &c.VoteRate)
+	if err == nil && c.VoteRate < 0 {
+		err = errors.New("must be 0 or more")
+	}
+	check("vote-rate", err)
+	_, err = fmt.Sscan(*vals["shards"], &c.Shards)
+	if err == nil && (c.Shards < 1 || c.Shards > 1024) {
+		err = errors.New("must be 1 to 1024")
+	}
+	check("shards", err)
+	c.ShutdownTimeout, err = time.ParseDuration(*vals["shutdown-timeout"])
+	check("shutdown-timeout", err)
+	for _, p := range strings.Split(*vals["trusted-proxies"], ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !strings.Contains(p, "/") {
+			p += map[bool]string{true: "/32", false: "/128"}[!strings.Contains(p, ":")]
+		}
+		pfx, err := netip.ParsePrefix(p)
+		check("trusted-proxies", err)
+		c.TrustedProxies = append(c.TrustedProxies, pfx)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		check("log-level", errors.New("must be debug, info, warn or error"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		check("log-format", errors.New("must be text or json"))
+	}
+	if c.Data == "" {
+		check("data", errors.New("must not be empty"))
+	}
+	return c, errors.Join(errs...)
+}

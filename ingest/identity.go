@@ -1,0 +1,148 @@
+package ingest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"net/netip"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pollcast/pollcast/poll"
+)
+
+const maxVoterLen = 200
+const maxIdempotencyKeyLen = 200
+
+// hasher computes the keyed hashes of identities and idempotency keys with
+// the server secret, reusing HMAC states.
+type hasher struct {
+	pool sync.Pool
+}
+
+func newHasher(secret []byte) *hasher {
+	h := &hasher{}
+	h.pool.New = func() any { return hmac.New(sha256.New, secret) }
+	return h
+}
+
+// sum16 returns the first 16 bytes of HMAC(secret, parts joined by 0 bytes).
+func (h *hasher) sum16(parts ...string) [16]byte {
+	m := h.pool.Get().(hash.Hash)
+	m.Reset()
+	var zero = []byte{0}
+	for i, p := range parts {
+		if i > 0 {
+			m.Write(zero)
+		}
+		m.Write([]byte(p))
+	}
+	var buf [sha256.Size]byte
+	sum := m.Sum(buf[:0])
+	h.pool.Put(m)
+	var out [16]byte
+	copy(out[:], sum)
+	return out
+}
+
+// voterKeyOf derives the voter of a vote under the poll's dedupe policy. ok
+// is false for an anonymous vote (a "none" poll with neither voter id nor
+// client address).
+func (s *Service) voterKeyOf(p *poll.Poll, voter string, ip netip.Addr) (voterKey, bool, error) {
+	switch p.Dedupe {
+	case poll.DedupeDevice:
+		if err := checkVoter(voter); err != nil {
+			return voterKey{}, false, err
+		}
+		return s.hash.sum16("device", p.ID, voter), true, nil
+	case poll.DedupeIP:
+		if !ip.IsValid() {
+			return voterKey{}, false, poll.Invalid("client", "no client address to deduplicate by")
+		}
+		return s.hash.sum16("ip", p.ID, clientPrefix(ip).String()), true, nil
+	case poll.DedupeToken:
+		sub, err := verifyVoterToken(p, voter)
+		if err != nil {
+			return voterKey{}, false, err
+		}
+		return s.hash.sum16("token", p.ID, sub), true, nil
+	default: // none: identify the voter for counting, never to refuse
+		if voter != "" {
+			if err := checkVoter(voter); err != nil {
+				return voterKey{}, false, err
+			}
+			return s.hash.sum16("device", p.ID, voter), true, nil
+		}
+		if ip.IsValid() {
+			return s.hash.sum16("ip", p.ID, clientPrefix(ip).String()), true, nil
+		}
+		return voterKey{}, false, nil
+	}
+}
+
+func checkVoter(voter string) error {
+	if voter == "" {
+		return poll.Invalid("voter", "required: this poll allows one vote per device; send a stable device id")
+	}
+	if len(voter) > maxVoterLen || !utf8.ValidString(voter) {
+		return poll.Invalid("voter", "must be at most %d bytes of UTF-8", maxVoterLen)
+	}
+	return nil
+}
+
+// verifyVoterToken checks a voter token of a token poll: an HS256 JWT signed
+// with the poll's voter secret, with a subject, not expired. It returns the subject.
+func verifyVoterToken(p *poll.Poll, token string) (string, error) {
+	if token == "" {
+		return "", poll.Errorf(poll.ErrInvalidVoterToken, "this poll needs a voter token signed by the site that embeds it")
+	}
+	claims := jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
+		return []byte(p.VoterSecret), nil
+	}, jwt.WithValidMethods([]string{"HS256"}))
+	if err != nil {
+		detail := "voter token is not valid for this poll"
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			detail = "voter token has expired"
+		}
+		return "", poll.Errorf(poll.ErrInvalidVoterToken, "%s", detail)
+	}
+	if claims.Subject == "" {
+		return "", poll.Errorf(poll.ErrInvalidVoterToken, "voter token has no subject (sub)")
+	}
+	return claims.Subject, nil
+}
+
+// voteIDFor returns the vote ID of a vote: derived from the idempotency key
+// when there is one, so a retry gets the same ID (and the same Nats-Msg-Id),
+// random otherwise.
+func (s *Service) voteIDFor(pollID, idempotencyKey string) (voteID, error) {
+	if idempotencyKey == "" {
+		var id voteID
+		copy(id[:], poll.NewIDBytes(16))
+		return id, nil
+	}
+	if len(idempotencyKey) > maxIdempotencyKeyLen {
+		return voteID{}, poll.Invalid("idempotency_key", "must be at most %d bytes", maxIdempotencyKeyLen)
+	}
+	return s.hash.sum16("idem", pollID, idempotencyKey), nil
+}
+
+func (id voteID) String() string {
+	return base64.RawURLEncoding.EncodeToString(id[:])
+}
+
+func parseVoteID(s string) (voteID, error) {
+	var id voteID
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("ingest: bad vote id %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}

@@ -1,0 +1,385 @@
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pollcast/pollcast/poll"
+	"github.com/pollcast/pollcast/votelog"
+)
+
+// Config configures New.
+type Config struct {
+	// Shards is the number of tally shards votes are spread over. It must
+	// match the tally's. Zero value means votelog.DefaultShards.
+	Shards int
+	// VoteRate is the per-client vote rate limit in votes/s, with bursts of
+	// 4× that. Zero value means no limit.
+	VoteRate float64
+	// PublishTimeout bounds the wait for the log's acknowledgement; past it
+	// the vote is answered 503 overloaded. Zero value means 5s.
+	PublishTimeout time.Duration
+	// MaxPending caps the votes awaiting the log's acknowledgement; past it
+	// votes are answered 503 overloaded instead of queueing. Zero value means 16384.
+	MaxPending int
+	// Region tags every vote with the deployment region of this node. Zero value means "local".
+	Region string
+	// Logger receives operational messages. Zero value means slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the ingest metrics. Zero value means no metrics.
+	Registerer prometheus.Registerer
+}
+
+// Request is one vote as a client sent it, with what the transport knows
+// about the client.
+type Request struct {
+	PollID         string
+	Options        []string
+	Voter          string
+	IdempotencyKey string
+	// ClientIP is the client's address (after trusted proxies). Used for
+	// rate limits and the ip dedupe policy; never stored in the clear.
+	ClientIP netip.Addr
+	// Origin is the browser's Origin header, checked against the poll's
+	// allowed origins. Empty for non-browser clients.
+	Origin string
+	// Referrer is the host of the page the poll is embedded on, if known.
+	Referrer string
+	// Device is the device class of the client (desktop, mobile, ...), if known.
+	Device string
+	// Trusted skips the per-client rate limit: authenticated server-side batches.
+	Trusted bool
+}
+
+// Accepted is the answer to a vote the log stored.
+type Accepted struct {
+	VoteID string `json:"vote_id"`
+	PollID string `json:"poll_id"`
+}
+
+// Outcome is the answer to one vote of a batch: Err is nil when accepted.
+type Outcome struct {
+	Accepted
+	Err error
+}
+
+// Service admits votes. It is safe for concurrent use.
+type Service struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	cat     *poll.Catalog
+	voters  *Voters
+	lim     *limiter
+	hash    *hasher
+	cfg     Config
+	m       *metrics
+	rebuilt atomic.Bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a vote admission service publishing through nc. Call Rebuild
+// before serving votes.
+func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
+	cfg.Shards = cmp.Or(cfg.Shards, votelog.DefaultShards)
+	cfg.PublishTimeout = cmp.Or(cfg.PublishTimeout, 5*time.Second)
+	cfg.MaxPending = cmp.Or(cfg.MaxPending, 16384)
+	cfg.Region = cmp.Or(cfg.Region, "local")
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	if cfg.VoteRate < 0 {
+		return nil, errors.New("ingest: negative vote rate")
+	}
+	secret := cat.Secret()
+	if len(secret) == 0 {
+		return nil, errors.New("ingest: catalog has no server secret")
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("ingest: jetstream: %w", err)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{nc: nc, js: js, cat: cat, voters: NewVoters(), hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel}
+	if cfg.VoteRate > 0 {
+		s.lim = newLimiter(cfg.VoteRate, max(1, int(4*cfg.VoteRate)))
+		s.wg.Go(func() { s.lim.run(ctx) })
+	}
+	return s, nil
+}
+
+// Close stops the service's background work. In-flight votes finish.
+func (s *Service) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Rebuild reads the whole log once and remembers every voter in it, so that
+// one-voter-one-vote holds across restarts. Votes must not be admitted
+// before it returns.
+func (s *Service) Rebuild(ctx context.Context) error {
+	defer s.rebuilt.Store(true)
+	last, err := votelog.LastSeq(ctx, s.js)
+	if err != nil {
+		return fmt.Errorf("ingest: rebuild: %w", err)
+	}
+	if last == 0 {
+		return nil
+	}
+	cons, err := s.js.OrderedConsumer(ctx, votelog.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"votes.>"}, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: rebuild: consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(8192))
+	if err != nil {
+		return fmt.Errorf("ingest: rebuild: %w", err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("ingest: rebuild: %w", ctx.Err())
+			}
+			return fmt.Errorf("ingest: rebuild: %w", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("ingest: rebuild: %w", err)
+		}
+		if r, err := votelog.Decode(msg.Data()); err == nil && len(r.Voter) == len(voterKey{}) {
+			if id, err := parseVoteID(r.VoteID); err == nil {
+				s.voters.Record(voterKey(r.Voter), id)
+			}
+		}
+		if meta.Sequence.Stream >= last {
+			return nil
+		}
+	}
+}
+
+// Vote admits one vote: it returns once the log stored it, or the reason it
+// was refused as a *poll.Error (API.md's codes).
+func (s *Service) Vote(ctx context.Context, req Request) (Accepted, error) {
+	v := s.start(&req, time.Now())
+	s.await(ctx, v)
+	s.observe(v.err)
+	return Accepted{VoteID: v.id.String(), PollID: req.PollID}, v.err
+}
+
+// VoteBatch admits a batch of votes, publishing them together and waiting
+// for all acknowledgements; outcomes are in request order.
+func (s *Service) VoteBatch(ctx context.Context, reqs []Request) []Outcome {
+	now := time.Now()
+	pending := make([]*vote, len(reqs))
+	for i := range reqs {
+		pending[i] = s.start(&reqs[i], now)
+	}
+	out := make([]Outcome, len(reqs))
+	for i, v := range pending {
+		s.await(ctx, v)
+		s.observe(v.err)
+		out[i] = Outcome{Accepted: Accepted{VoteID: v.id.String(), PollID: reqs[i].PollID}, Err: v.err}
+	}
+	return out
+}
+
+// vote is one vote on its way through admission.
+type vote struct {
+	key     voterKey
+	claimed bool
+	stored  bool // already stored before this request: no publish, no wait
+	id      voteID
+	fut     jetstream.PubAckFuture
+	err     error
+}
+
+// start checks a vote and publishes it without waiting for the ack.
+func (s *Service) start(req *Request, now time.Time) *vote {
+	v := &vote{}
+	p, err := s.admit(req, now)
+	if err != nil {
+		v.err = err
+		return v
+	}
+	key, hasKey, err := s.voterKeyOf(p, req.Voter, req.ClientIP)
+	if err != nil {
+		v.err = err
+		return v
+	}
+	if v.id, err = s.voteIDFor(p.ID, req.IdempotencyKey); err != nil {
+		v.err = err
+		return v
+	}
+	if hasKey {
+		v.key = key
+	}
+	if p.Dedupe != poll.DedupeNone {
+		switch s.voters.Claim(key, v.id) {
+		case claimTaken:
+			v.err = poll.Errorf(poll.ErrAlreadyVoted, "this voter already voted in this poll")
+			return v
+		case claimStored:
+			v.stored = true // a retry of a stored vote: same answer, nothing to publish
+			return v
+		}
+		v.claimed = true
+	}
+	rec := votelog.Record{
+		VoteID: v.id.String(), PollID: p.ID, Options: req.Options, Time: now,
+		Region: s.cfg.Region, Device: req.Device, Referrer: req.Referrer,
+	}
+	if hasKey {
+		rec.Voter = key[:]
+	}
+	msg := &nats.Msg{
+		Subject: votelog.VoteSubject(votelog.Shard(p.ID, s.cfg.Shards), p.ID),
+		Data:    rec.Append(make([]byte, 0, 128)),
+	}
+	var opts []jetstream.PublishOpt
+	if req.IdempotencyKey != "" {
+		opts = append(opts, jetstream.WithMsgID(rec.VoteID))
+	}
+	if s.nc.Status() != nats.CONNECTED {
+		v.err = overloaded("the vote log is unreachable")
+		s.finish(v, false)
+		return v
+	}
+	v.fut, err = s.js.PublishMsgAsync(msg, opts...)
+	if err != nil {
+		s.cfg.Logger.Warn("ingest: publish", "err", err)
+		v.err = overloaded("the vote log is not keeping up")
+		s.finish(v, false)
+		return v
+	}
+	return v
+}
+
+// admit checks everything that needs no identity: rate, poll, origin,
+// status, options.
+func (s *Service) admit(req *Request, now time.Time) (*poll.Poll, error) {
+	if s.lim != nil && !req.Trusted && req.ClientIP.IsValid() {
+		if ok, wait := s.lim.allow(req.ClientIP, now); !ok {
+			return nil, &poll.Error{Code: poll.CodeRateLimited, Detail: "too many votes from this address; slow down", RetryAfter: wait}
+		}
+	}
+	p, ok := s.cat.Poll(req.PollID)
+	if !ok {
+		return nil, poll.Errorf(poll.ErrNotFound, "no poll %q", req.PollID)
+	}
+	if !p.OriginAllowed(req.Origin) {
+		return nil, poll.Errorf(poll.ErrOriginNotAllowed, "origin %q may not vote in this poll", req.Origin)
+	}
+	switch p.StatusAt(now) {
+	case poll.StatusScheduled:
+		return nil, poll.Errorf(poll.ErrPollClosed, "the poll opens at %s", p.OpensAt.Format(time.RFC3339))
+	case poll.StatusClosed:
+		return nil, poll.Errorf(poll.ErrPollClosed, "the poll is closed")
+	}
+	return p, checkOptions(p, req.Options)
+}
+
+func checkOptions(p *poll.Poll, opts []string) error {
+	switch {
+	case len(opts) == 0:
+		return poll.Errorf(poll.ErrInvalidOption, "choose at least one option")
+	case p.Kind == poll.KindSingle && len(opts) != 1:
+		return poll.Errorf(poll.ErrInvalidOption, "choose exactly one option")
+	case len(opts) > p.MaxChoices:
+		return poll.Errorf(poll.ErrInvalidOption, "choose at most %d options", p.MaxChoices)
+	}
+	for i, o := range opts {
+		if _, ok := p.Option(o); !ok {
+			return poll.Errorf(poll.ErrInvalidOption, "no option %q in this poll", truncate(o, 64))
+		}
+		if slices.Contains(opts[:i], o) {
+			return poll.Errorf(poll.ErrInvalidOption, "option %q chosen twice", o)
+		}
+	}
+	return nil
+}
+
+// await waits for the log's acknowledgement of a started vote.
+func (s *Service) await(ctx context.Context, v *vote) {
+	if v.err != nil || v.stored {
+		return
+	}
+	select {
+	case <-v.fut.Ok():
+		s.finish(v, true)
+	case err := <-v.fut.Err():
+		s.cfg.Logger.Warn("ingest: vote not stored", "err", err)
+		v.err = overloaded("the vote log did not store the vote")
+		s.finish(v, false)
+	case <-ctx.Done():
+		// The vote may still be stored: the client retries with its
+		// idempotency key and gets the same answer.
+		v.err = overloaded("gave up waiting for the vote log")
+		s.finish(v, false)
+	}
+}
+
+// finish settles the voter's claim once the outcome is known.
+func (s *Service) finish(v *vote, stored bool) {
+	switch {
+	case v.claimed:
+		s.voters.Finish(v.key, stored)
+	case stored && v.key != (voterKey{}):
+		s.voters.Record(v.key, v.id)
+	}
+}
+
+// HasVoted reports whether the voter identified by voter (device id or
+// voter token) or by ip has a stored vote in the poll: it decides
+// after_vote visibility.
+func (s *Service) HasVoted(p *poll.Poll, voter string, ip netip.Addr) bool {
+	key, ok, err := s.voterKeyOf(p, voter, ip)
+	return err == nil && ok && s.voters.Voted(key)
+}
+
+// Ready reports whether votes can be admitted: the rebuild is done and the
+// log answers.
+func (s *Service) Ready(ctx context.Context) error {
+	if !s.rebuilt.Load() {
+		return errors.New("ingest: rebuilding voters from the log")
+	}
+	if s.nc.Status() != nats.CONNECTED {
+		return errors.New("ingest: not connected to NATS")
+	}
+	if _, err := s.js.Stream(ctx, votelog.StreamName); err != nil {
+		return fmt.Errorf("ingest: log: %w", err)
+	}
+	return nil
+}
+
+func overloaded(detail string) *poll.Error {
+	return &poll.Error{Code: poll.CodeOverloaded, Detail: detail, RetryAfter: time.Second}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
