@@ -24,8 +24,8 @@ unit:
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./votelog
-	$(GO) test -run='^$$' -fuzz='^FuzzVoteRequest$$' -fuzztime=$(FUZZTIME) ./web
-	$(GO) test -run='^$$' -fuzz='^FuzzCreatePoll$$' -fuzztime=$(FUZZTIME) ./web
+	$(GO) test -run='^$$' -fuzz='^FuzzVoteRequest$$' -fuzztime=$(FUZZTIME) ./cmd/pollcast
+	$(GO) test -run='^$$' -fuzz='^FuzzCreatePoll$$' -fuzztime=$(FUZZTIME) ./cmd/pollcast
 
 ## lint: gofmt and go vet must be clean
 lint:

@@ -125,7 +125,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.logger.Info("rebuilt state from the log", "took", time.Since(start).Round(time.Millisecond))
 
-	m.hub, err = realtime.NewHub(ncTally, m.catalog, m.store.Counts, realtime.HubConfig{Logger: m.logger, Registerer: reg})
+	m.hub, err = realtime.NewHub(ncTally, m.catalog, m.store.Counts, realtime.HubConfig{
+		PingInterval: m.cfg.LivePingInterval, PingTimeout: m.cfg.LivePingTimeout, Logger: m.logger, Registerer: reg,
+	})
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,9 @@ type Config struct {
 	AdminKey string
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// LivePingInterval and LivePingTimeout tune how soon a live socket that
+	// stopped answering is closed. Zero values mean the realtime defaults.
+	LivePingInterval, LivePingTimeout time.Duration
 }
 
 // setting is one row of the configuration table: a flag, its environment
