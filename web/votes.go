@@ -3,7 +3,9 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -80,6 +82,9 @@ type batchItem struct {
 	Voter          string   `json:"voter"`
 	IdempotencyKey string   `json:"idempotency_key"`
 	Referrer       string   `json:"referrer"`
+	// IP is the end voter's address as the integration saw it, for ip
+	// polls; without it the vote counts as coming from the caller.
+	IP string `json:"ip"`
 }
 
 type batchResult struct {
@@ -116,6 +121,14 @@ func (s *server) voteBatch(c *gin.Context) {
 		})
 		req.Origin = "" // a server-side integration speaks for the poll's owner
 		req.Trusted = true
+		if v.IP != "" {
+			ip, err := netip.ParseAddr(v.IP)
+			if err != nil {
+				results[i] = resultOf("", poll.Invalid("votes["+strconv.Itoa(i)+"].ip", "not an IP address"))
+				continue
+			}
+			req.ClientIP = ip
+		}
 		reqs = append(reqs, req)
 		idx = append(idx, i)
 	}

@@ -121,7 +121,7 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 		{"unknown poll field", "POST", "/v1/polls", `{"question":"Q","colour":"red","options":[{"label":"A"},{"label":"B"}]}`, admin, 400, "bad_request", ""},
 		{"bad list limit", "GET", "/v1/polls?limit=500", nil, admin, 422, "invalid", "limit"},
 		{"bad list status", "GET", "/v1/polls?status=gone", nil, admin, 422, "invalid", "status"},
-		{"bad cursor", "GET", "/v1/polls?cursor=%%%", nil, admin, 422, "invalid", "cursor"},
+		{"bad cursor", "GET", "/v1/polls?cursor=!!!", nil, admin, 422, "invalid", "cursor"},
 		{"owner only results", "GET", "/v1/polls/" + ownerOnly + "/results", nil, nil, 403, "results_hidden", ""},
 		{"after close results", "GET", "/v1/polls/" + afterClose + "/results", nil, nil, 403, "results_hidden", ""},
 		{"batch too many", "POST", "/v1/votes/batch", tooMany.String(), admin, 422, "invalid", "votes"},
