@@ -1,0 +1,186 @@
+package analytics
+
+import (
+	"context"
+	"embed"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pollcast/pollcast/poll"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Vote is one stored vote: a row of the analytics store.
+type Vote struct {
+	// Seq is the vote's sequence in the log: the row's identity.
+	Seq      uint64
+	VoteID   string
+	PollID   string
+	Options  []string
+	Time     time.Time // whole seconds, UTC
+	Region   string
+	Country  string
+	Device   string
+	Referrer string
+}
+
+// Point is one step of a timeline.
+type Point struct {
+	T        time.Time        `json:"t"`
+	Votes    int64            `json:"votes"`
+	ByOption map[string]int64 `json:"by_option"`
+}
+
+// Row is one line of a breakdown.
+type Row struct {
+	Key      string           `json:"key"`
+	Votes    int64            `json:"votes"`
+	ByOption map[string]int64 `json:"by_option"`
+}
+
+// Dimension is what a breakdown groups votes by.
+type Dimension string
+
+const (
+	ByCountry  Dimension = "country"
+	ByRegion   Dimension = "region"
+	ByDevice   Dimension = "device"
+	ByReferrer Dimension = "referrer"
+)
+
+// ParseDimension validates a breakdown dimension.
+func ParseDimension(s string) (Dimension, error) {
+	switch d := Dimension(s); d {
+	case ByCountry, ByRegion, ByDevice, ByReferrer:
+		return d, nil
+	}
+	return "", poll.Invalid("by", "must be country, region, device or referrer")
+}
+
+// Steps are the timeline steps of API.md.
+var Steps = map[string]time.Duration{"1m": time.Minute, "5m": 5 * time.Minute, "1h": time.Hour, "1d": 24 * time.Hour}
+
+// MaxPoints caps the points of one timeline.
+const MaxPoints = 10_000
+
+// Store is an analytics store. The sink is its only writer; the API reads
+// it concurrently.
+type Store interface {
+	// LastSeq returns the largest sequence stored, 0 when empty: the sink
+	// resumes after it.
+	LastSeq(ctx context.Context) (uint64, error)
+	// Insert stores votes atomically (all or none), at most 1,048,576 of
+	// them. Votes whose Seq is already stored are not stored twice (or are
+	// collapsed by every query): replaying a batch is harmless.
+	Insert(ctx context.Context, votes []Vote) error
+	// Timeline counts a poll's votes in steps of step (aligned to the Unix
+	// epoch) from from (inclusive) to to (exclusive). Only steps with votes
+	// are returned, in time order.
+	Timeline(ctx context.Context, pollID string, from, to time.Time, step time.Duration) ([]Point, error)
+	// Breakdown counts a poll's votes by a dimension, most votes first.
+	// Votes with an empty value count under "unknown".
+	Breakdown(ctx context.Context, pollID string, by Dimension) ([]Row, error)
+	// Export calls fn with every vote of a poll, in log order, streaming:
+	// the store never holds the whole result. It stops at fn's first error.
+	Export(ctx context.Context, pollID string, fn func(*Vote) error) error
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's connections.
+	Close() error
+}
+
+// FillTimeline returns the points of every step from from to to, the
+// missing ones with zero votes.
+func FillTimeline(sparse []Point, from, to time.Time, step time.Duration) []Point {
+	start := from.Truncate(step)
+	var out []Point
+	i := 0
+	for t := start; t.Before(to); t = t.Add(step) {
+		if i < len(sparse) && sparse[i].T.Equal(t) {
+			out = append(out, sparse[i])
+			i++
+			continue
+		}
+		out = append(out, Point{T: t, ByOption: map[string]int64{}})
+	}
+	return out
+}
+
+// unknown names the empty value in breakdowns.
+const unknown = "unknown"
+
+// sortRows orders breakdown rows by votes, then key.
+func sortRows(rows []Row) {
+	slices.SortFunc(rows, func(a, b Row) int {
+		if a.Votes != b.Votes {
+			if a.Votes > b.Votes {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+}
+
+// migrationsOf lists the embedded migrations of a store kind in order.
+func migrationsOf(kind string) ([]migration, error) {
+	entries, err := fs.ReadDir(migrations, "migrations/"+kind)
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			continue
+		}
+		data, err := fs.ReadFile(migrations, "migrations/"+kind+"/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, sql: string(data)})
+	}
+	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
+	return out, nil
+}
+
+type migration struct {
+	version int
+	sql     string
+}
+
+// statements splits a migration into its statements.
+func (m migration) statements() []string {
+	var out []string
+	for _, s := range strings.Split(m.sql, ";") {
+		if strings.TrimSpace(stripComments(s)) != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		if i := strings.Index(line, "--"); i >= 0 {
+			line = line[:i]
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// addOption adds n votes of option o to a by-option map, creating it.
+func addOption(m *map[string]int64, o string, n int64) {
+	if *m == nil {
+		*m = map[string]int64{}
+	}
+	(*m)[o] += n
+}

@@ -1,0 +1,266 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// ClickHouseStore keeps analytics in ClickHouse, over the native protocol:
+// the store for distributed deployments and large polls. Its SQL runs on
+// ClickHouse 18.16 (Debian's) as on current releases: INSERTs name their
+// columns, times are DateTime, and the table is a ReplacingMergeTree keyed
+// by (poll_id, seq) read with FINAL, so a replayed batch never counts twice.
+type ClickHouseStore struct {
+	conn driver.Conn
+}
+
+var _ Store = (*ClickHouseStore)(nil)
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// OpenClickHouse connects to the ClickHouse of dsn (for example
+// clickhouse://127.0.0.1:9000/pollcast), creates its database if needed and
+// applies the embedded migrations.
+func OpenClickHouse(ctx context.Context, dsn string) (*ClickHouseStore, error) {
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("analytics: clickhouse dsn: %w", err)
+	}
+	db := opts.Auth.Database
+	if db == "" {
+		db = "default"
+	}
+	if !identRE.MatchString(db) {
+		return nil, fmt.Errorf("analytics: clickhouse database name %q", db)
+	}
+	opts.DialTimeout = 5 * time.Second
+	admin := *opts
+	admin.Auth.Database = "default"
+	if err := withConn(&admin, func(c driver.Conn) error {
+		return c.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db)
+	}); err != nil {
+		return nil, fmt.Errorf("analytics: clickhouse create database: %w", err)
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("analytics: clickhouse open: %w", err)
+	}
+	s := &ClickHouseStore{conn: conn}
+	if err := s.migrate(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func withConn(opts *clickhouse.Options, fn func(driver.Conn) error) error {
+	c, err := clickhouse.Open(opts)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(c)
+}
+
+func (s *ClickHouseStore) migrate(ctx context.Context) error {
+	if err := s.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32) ENGINE = TinyLog`); err != nil {
+		return fmt.Errorf("analytics: migrate: %w", err)
+	}
+	ms, err := migrationsOf("clickhouse")
+	if err != nil {
+		return fmt.Errorf("analytics: migrations: %w", err)
+	}
+	for _, m := range ms {
+		var n uint64
+		if err := s.conn.QueryRow(ctx, `SELECT count() FROM schema_migrations WHERE version = ?`, uint32(m.version)).Scan(&n); err != nil {
+			return fmt.Errorf("analytics: migrate: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		// ClickHouse has no transactions: each statement is idempotent
+		// (IF NOT EXISTS), so a migration cut short is simply redone.
+		for _, stmt := range m.statements() {
+			if err := s.conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("analytics: migration %d: %w", m.version, err)
+			}
+		}
+		// INSERTs go as data blocks with named columns: the only form
+		// ClickHouse 18.16 takes over the native protocol.
+		b, err := s.conn.PrepareBatch(ctx, `INSERT INTO schema_migrations (version)`)
+		if err != nil {
+			return fmt.Errorf("analytics: migrate: %w", err)
+		}
+		if err := b.Append(uint32(m.version)); err != nil {
+			return fmt.Errorf("analytics: migrate: %w", err)
+		}
+		if err := b.Send(); err != nil {
+			return fmt.Errorf("analytics: migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// LastSeq implements Store.
+func (s *ClickHouseStore) LastSeq(ctx context.Context) (uint64, error) {
+	var seq uint64
+	if err := s.conn.QueryRow(ctx, `SELECT max(seq) FROM votes`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("analytics: last seq: %w", err)
+	}
+	return seq, nil
+}
+
+// MaxInsert is the most rows one ClickHouse INSERT stores atomically.
+const MaxInsert = 1 << 20
+
+// Insert implements Store: one INSERT into the table's single partition,
+// atomic up to MaxInsert rows.
+func (s *ClickHouseStore) Insert(ctx context.Context, votes []Vote) error {
+	if len(votes) > MaxInsert {
+		return fmt.Errorf("analytics: insert of %d rows is over the atomic limit %d", len(votes), MaxInsert)
+	}
+	b, err := s.conn.PrepareBatch(ctx, `INSERT INTO votes (seq, vote_id, poll_id, options, time, region, country, device, referrer)`)
+	if err != nil {
+		return fmt.Errorf("analytics: insert: %w", err)
+	}
+	for i := range votes {
+		v := &votes[i]
+		if err := b.Append(v.Seq, v.VoteID, v.PollID, v.Options, v.Time, v.Region, v.Country, v.Device, v.Referrer); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("analytics: insert: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("analytics: insert: %w", err)
+	}
+	return nil
+}
+
+// Timeline implements Store.
+func (s *ClickHouseStore) Timeline(ctx context.Context, pollID string, from, to time.Time, step time.Duration) ([]Point, error) {
+	sec := uint64(step / time.Second)
+	args := []any{sec, sec, pollID, uint64(from.Unix()), uint64(to.Unix())}
+	const where = ` FROM votes FINAL WHERE poll_id = ? AND toUInt32(time) >= ? AND toUInt32(time) < ? `
+	var points []Point
+	index := map[uint64]int{}
+	err := s.query(ctx, `SELECT toUInt64(intDiv(toUInt32(time), ?) * ?) AS t, count()`+where+`GROUP BY t ORDER BY t`, args, func(r driver.Rows) error {
+		var t, n uint64
+		if err := r.Scan(&t, &n); err != nil {
+			return err
+		}
+		index[t] = len(points)
+		points = append(points, Point{T: time.Unix(int64(t), 0).UTC(), Votes: int64(n), ByOption: map[string]int64{}})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.query(ctx, `SELECT toUInt64(intDiv(toUInt32(time), ?) * ?) AS t, arrayJoin(options) AS o, count()`+where+`GROUP BY t, o`, args, func(r driver.Rows) error {
+		var t, n uint64
+		var o string
+		if err := r.Scan(&t, &o, &n); err != nil {
+			return err
+		}
+		if i, ok := index[t]; ok {
+			points[i].ByOption[o] += int64(n)
+		}
+		return nil
+	})
+	return points, err
+}
+
+// Breakdown implements Store.
+func (s *ClickHouseStore) Breakdown(ctx context.Context, pollID string, by Dimension) ([]Row, error) {
+	if _, err := ParseDimension(string(by)); err != nil {
+		return nil, err
+	}
+	col := string(by)
+	key := func(k string) string {
+		if k == "" {
+			return unknown
+		}
+		return k
+	}
+	var rows []Row
+	index := map[string]int{}
+	err := s.query(ctx, `SELECT `+col+` AS k, count() FROM votes FINAL WHERE poll_id = ? GROUP BY k`, []any{pollID}, func(r driver.Rows) error {
+		var k string
+		var n uint64
+		if err := r.Scan(&k, &n); err != nil {
+			return err
+		}
+		k = key(k)
+		if i, ok := index[k]; ok {
+			rows[i].Votes += int64(n)
+			return nil
+		}
+		index[k] = len(rows)
+		rows = append(rows, Row{Key: k, Votes: int64(n), ByOption: map[string]int64{}})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.query(ctx, `SELECT `+col+` AS k, arrayJoin(options) AS o, count() FROM votes FINAL WHERE poll_id = ? GROUP BY k, o`, []any{pollID}, func(r driver.Rows) error {
+		var k, o string
+		var n uint64
+		if err := r.Scan(&k, &o, &n); err != nil {
+			return err
+		}
+		if i, ok := index[key(k)]; ok {
+			rows[i].ByOption[o] += int64(n)
+		}
+		return nil
+	})
+	sortRows(rows)
+	return rows, err
+}
+
+// Export implements Store.
+func (s *ClickHouseStore) Export(ctx context.Context, pollID string, fn func(*Vote) error) error {
+	var v Vote
+	return s.query(ctx, `SELECT seq, vote_id, poll_id, options, time, region, country, device, referrer
+		FROM votes FINAL WHERE poll_id = ? ORDER BY seq`, []any{pollID}, func(r driver.Rows) error {
+		v.Options = v.Options[:0]
+		if err := r.Scan(&v.Seq, &v.VoteID, &v.PollID, &v.Options, &v.Time, &v.Region, &v.Country, &v.Device, &v.Referrer); err != nil {
+			return err
+		}
+		v.Time = v.Time.UTC()
+		return fn(&v)
+	})
+}
+
+func (s *ClickHouseStore) query(ctx context.Context, q string, args []any, each func(driver.Rows) error) error {
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("analytics: query: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("analytics: query: %w", err)
+	}
+	return nil
+}
+
+// Ping implements Store.
+func (s *ClickHouseStore) Ping(ctx context.Context) error {
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("analytics: clickhouse: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *ClickHouseStore) Close() error {
+	return s.conn.Close()
+}

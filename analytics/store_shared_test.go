@@ -1,0 +1,195 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/pollcast/pollcast/internal/testsvc"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testsvc.StopAll()
+	os.Exit(code)
+}
+
+func newSQLite(t *testing.T) Store {
+	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "analytics.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newClickHouse(t *testing.T) Store {
+	s, err := OpenClickHouse(context.Background(), testsvc.ClickHouse(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSQLiteStore(t *testing.T)     { testStore(t, newSQLite) }
+func TestClickHouseStore(t *testing.T) { testStore(t, newClickHouse) }
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// fixture is a small hand-counted set of votes for poll "p" (and one for "q").
+func fixture() []Vote {
+	return []Vote{
+		{Seq: 1, VoteID: "v1", PollID: "p", Options: []string{"a"}, Time: t0, Region: "eu", Country: "DE", Device: "mobile", Referrer: "news.example.com"},
+		{Seq: 2, VoteID: "v2", PollID: "p", Options: []string{"b"}, Time: t0.Add(30 * time.Second), Region: "eu", Country: "DE", Device: "desktop", Referrer: "news.example.com"},
+		{Seq: 3, VoteID: "v3", PollID: "q", Options: []string{"a"}, Time: t0.Add(40 * time.Second), Region: "us", Country: "US", Device: "mobile"},
+		{Seq: 4, VoteID: "v4", PollID: "p", Options: []string{"a", "b"}, Time: t0.Add(61 * time.Second), Region: "us", Country: "US", Device: "mobile", Referrer: "blog.example.org"},
+		{Seq: 5, VoteID: "v5", PollID: "p", Options: []string{"a"}, Time: t0.Add(5 * time.Minute), Region: "us", Country: "", Device: "bot"},
+	}
+}
+
+// testStore is the conformance suite every analytics Store passes.
+func testStore(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+	t.Run("insert, replay and last seq", func(t *testing.T) {
+		s := newStore(t)
+		if seq, err := s.LastSeq(ctx); err != nil || seq != 0 {
+			t.Fatalf("empty LastSeq = %d, %v", seq, err)
+		}
+		votes := fixture()
+		if err := s.Insert(ctx, votes[:3]); err != nil {
+			t.Fatal(err)
+		}
+		// A replay overlapping what is stored counts nothing twice.
+		if err := s.Insert(ctx, votes); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Insert(ctx, votes[3:]); err != nil {
+			t.Fatal(err)
+		}
+		if seq, _ := s.LastSeq(ctx); seq != 5 {
+			t.Fatalf("LastSeq = %d, want 5", seq)
+		}
+		var got []Vote
+		if err := s.Export(ctx, "p", func(v *Vote) error {
+			c := *v
+			c.Options = append([]string(nil), v.Options...)
+			got = append(got, c)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := []Vote{votes[0], votes[1], votes[3], votes[4]}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("export:\n got %+v\nwant %+v", got, want)
+		}
+	})
+
+	t.Run("timeline", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Insert(ctx, fixture()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Timeline(ctx, "p", t0, t0.Add(time.Hour), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []Point{
+			{T: t0, Votes: 2, ByOption: map[string]int64{"a": 1, "b": 1}},
+			{T: t0.Add(time.Minute), Votes: 1, ByOption: map[string]int64{"a": 1, "b": 1}},
+			{T: t0.Add(5 * time.Minute), Votes: 1, ByOption: map[string]int64{"a": 1}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("timeline 1m:\n got %+v\nwant %+v", got, want)
+		}
+		got, _ = s.Timeline(ctx, "p", t0, t0.Add(time.Hour), time.Hour)
+		if len(got) != 1 || got[0].Votes != 4 || got[0].ByOption["a"] != 3 || got[0].ByOption["b"] != 2 {
+			t.Fatalf("timeline 1h: %+v", got)
+		}
+		// from is inclusive, to exclusive.
+		got, _ = s.Timeline(ctx, "p", t0.Add(time.Minute), t0.Add(5*time.Minute), time.Minute)
+		if len(got) != 1 || got[0].Votes != 1 {
+			t.Fatalf("window: %+v", got)
+		}
+		if filled := FillTimeline(got, t0.Add(time.Minute), t0.Add(5*time.Minute), time.Minute); len(filled) != 4 || filled[1].Votes != 0 || filled[0].Votes != 1 {
+			t.Fatalf("filled: %+v", filled)
+		}
+	})
+
+	t.Run("breakdown", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Insert(ctx, fixture()); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			by   Dimension
+			want []Row
+		}{
+			{ByCountry, []Row{
+				{Key: "DE", Votes: 2, ByOption: map[string]int64{"a": 1, "b": 1}},
+				{Key: "US", Votes: 1, ByOption: map[string]int64{"a": 1, "b": 1}},
+				{Key: "unknown", Votes: 1, ByOption: map[string]int64{"a": 1}},
+			}},
+			{ByRegion, []Row{
+				{Key: "eu", Votes: 2, ByOption: map[string]int64{"a": 1, "b": 1}},
+				{Key: "us", Votes: 2, ByOption: map[string]int64{"a": 2, "b": 1}},
+			}},
+			{ByDevice, []Row{
+				{Key: "mobile", Votes: 2, ByOption: map[string]int64{"a": 2, "b": 1}},
+				{Key: "bot", Votes: 1, ByOption: map[string]int64{"a": 1}},
+				{Key: "desktop", Votes: 1, ByOption: map[string]int64{"b": 1}},
+			}},
+			{ByReferrer, []Row{
+				{Key: "news.example.com", Votes: 2, ByOption: map[string]int64{"a": 1, "b": 1}},
+				{Key: "blog.example.org", Votes: 1, ByOption: map[string]int64{"a": 1, "b": 1}},
+				{Key: "unknown", Votes: 1, ByOption: map[string]int64{"a": 1}},
+			}},
+		}
+		for _, tt := range tests {
+			got, err := s.Breakdown(ctx, "p", tt.by)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("by %s:\n got %+v\nwant %+v", tt.by, got, tt.want)
+			}
+		}
+		if _, err := s.Breakdown(ctx, "p", "ip; DROP TABLE votes"); err == nil {
+			t.Fatal("bad dimension accepted")
+		}
+	})
+
+	t.Run("export of 100,000 votes streams", func(t *testing.T) {
+		s := newStore(t)
+		const n = 100_000
+		batch := make([]Vote, 0, 20_000)
+		for i := 1; i <= n; i++ {
+			batch = append(batch, Vote{Seq: uint64(i), VoteID: fmt.Sprintf("v%d", i), PollID: "big", Options: []string{"a"},
+				Time: t0.Add(time.Duration(i) * time.Second), Region: "local", Device: "desktop"})
+			if len(batch) == cap(batch) {
+				if err := s.Insert(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		count, last := 0, uint64(0)
+		if err := s.Export(ctx, "big", func(v *Vote) error {
+			count++
+			if v.Seq <= last {
+				return fmt.Errorf("out of order: %d after %d", v.Seq, last)
+			}
+			last = v.Seq
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if count != n {
+			t.Fatalf("exported %d votes, want %d", count, n)
+		}
+	})
+}

@@ -1,0 +1,241 @@
+package analytics
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver
+)
+
+// SQLiteStore keeps analytics in a SQLite file: the default of the
+// single-process mode, no outside service. Choose ClickHouseStore when
+// votes come from several nodes or regions, or run to hundreds of millions.
+type SQLiteStore struct {
+	db *sql.DB
+}
+
+var _ Store = (*SQLiteStore)(nil)
+
+// OpenSQLite opens (or creates) the SQLite file at path and applies the
+// embedded migrations.
+func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(on)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("analytics: open sqlite: %w", err)
+	}
+	s := &SQLiteStore{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SQLiteStore) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("analytics: migrate: %w", err)
+	}
+	ms, err := migrationsOf("sqlite")
+	if err != nil {
+		return fmt.Errorf("analytics: migrations: %w", err)
+	}
+	for _, m := range ms {
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+			return fmt.Errorf("analytics: migrate: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("analytics: migrate: %w", err)
+		}
+		for _, stmt := range m.statements() {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("analytics: migration %d: %w", m.version, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, m.version); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("analytics: migrate: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("analytics: migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// LastSeq implements Store.
+func (s *SQLiteStore) LastSeq(ctx context.Context) (uint64, error) {
+	var seq sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(seq) FROM votes`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("analytics: last seq: %w", err)
+	}
+	return uint64(seq.Int64), nil
+}
+
+// Insert implements Store: one transaction; a stored Seq is ignored.
+func (s *SQLiteStore) Insert(ctx context.Context, votes []Vote) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("analytics: insert: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO votes
+		(seq, vote_id, poll_id, options, time, region, country, device, referrer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("analytics: insert: %w", err)
+	}
+	defer stmt.Close()
+	for i := range votes {
+		v := &votes[i]
+		opts, _ := json.Marshal(v.Options)
+		if _, err := stmt.ExecContext(ctx, int64(v.Seq), v.VoteID, v.PollID, string(opts), v.Time.Unix(),
+			v.Region, v.Country, v.Device, v.Referrer); err != nil {
+			return fmt.Errorf("analytics: insert: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("analytics: insert: %w", err)
+	}
+	return nil
+}
+
+// Timeline implements Store.
+func (s *SQLiteStore) Timeline(ctx context.Context, pollID string, from, to time.Time, step time.Duration) ([]Point, error) {
+	sec := int64(step / time.Second)
+	args := []any{sec, sec, pollID, from.Unix(), to.Unix()}
+	var points []Point
+	index := map[int64]int{}
+	err := s.query(ctx, `SELECT (time / ?) * ? AS t, count(*) FROM votes
+		WHERE poll_id = ? AND time >= ? AND time < ? GROUP BY t ORDER BY t`, args, func(r *sql.Rows) error {
+		var t, n int64
+		if err := r.Scan(&t, &n); err != nil {
+			return err
+		}
+		index[t] = len(points)
+		points = append(points, Point{T: time.Unix(t, 0).UTC(), Votes: n, ByOption: map[string]int64{}})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.query(ctx, `SELECT (time / ?) * ? AS t, j.value, count(*) FROM votes, json_each(votes.options) AS j
+		WHERE poll_id = ? AND time >= ? AND time < ? GROUP BY t, j.value`, args, func(r *sql.Rows) error {
+		var t, n int64
+		var o string
+		if err := r.Scan(&t, &o, &n); err != nil {
+			return err
+		}
+		if i, ok := index[t]; ok {
+			points[i].ByOption[o] += n
+		}
+		return nil
+	})
+	return points, err
+}
+
+// Breakdown implements Store.
+func (s *SQLiteStore) Breakdown(ctx context.Context, pollID string, by Dimension) ([]Row, error) {
+	col := string(by) // validated by ParseDimension: one of four column names
+	if _, err := ParseDimension(col); err != nil {
+		return nil, err
+	}
+	var rows []Row
+	index := map[string]int{}
+	key := func(k string) string {
+		if k == "" {
+			return unknown
+		}
+		return k
+	}
+	err := s.query(ctx, `SELECT `+col+`, count(*) FROM votes WHERE poll_id = ? GROUP BY `+col, []any{pollID}, func(r *sql.Rows) error {
+		var k string
+		var n int64
+		if err := r.Scan(&k, &n); err != nil {
+			return err
+		}
+		k = key(k)
+		if i, ok := index[k]; ok {
+			rows[i].Votes += n
+			return nil
+		}
+		index[k] = len(rows)
+		rows = append(rows, Row{Key: k, Votes: n, ByOption: map[string]int64{}})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.query(ctx, `SELECT `+col+`, j.value, count(*) FROM votes, json_each(votes.options) AS j
+		WHERE poll_id = ? GROUP BY `+col+`, j.value`, []any{pollID}, func(r *sql.Rows) error {
+		var k, o string
+		var n int64
+		if err := r.Scan(&k, &o, &n); err != nil {
+			return err
+		}
+		if i, ok := index[key(k)]; ok {
+			rows[i].ByOption[o] += n
+		}
+		return nil
+	})
+	sortRows(rows)
+	return rows, err
+}
+
+// Export implements Store.
+func (s *SQLiteStore) Export(ctx context.Context, pollID string, fn func(*Vote) error) error {
+	var v Vote
+	var opts string
+	var t, seq int64
+	return s.query(ctx, `SELECT seq, vote_id, poll_id, options, time, region, country, device, referrer
+		FROM votes WHERE poll_id = ? ORDER BY seq`, []any{pollID}, func(r *sql.Rows) error {
+		if err := r.Scan(&seq, &v.VoteID, &v.PollID, &opts, &t, &v.Region, &v.Country, &v.Device, &v.Referrer); err != nil {
+			return err
+		}
+		v.Seq, v.Time, v.Options = uint64(seq), time.Unix(t, 0).UTC(), v.Options[:0]
+		if err := json.Unmarshal([]byte(opts), &v.Options); err != nil {
+			return err
+		}
+		return fn(&v)
+	})
+}
+
+// query runs a query and calls each for every row.
+func (s *SQLiteStore) query(ctx context.Context, q string, args []any, each func(*sql.Rows) error) error {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("analytics: query: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("analytics: query: %w", err)
+	}
+	return nil
+}
+
+// Ping implements Store.
+func (s *SQLiteStore) Ping(ctx context.Context) error {
+	return s.db.PingContext(ctx)
+}
+
+// Close implements Store.
+func (s *SQLiteStore) Close() error {
+	return s.db.Close()
+}
