@@ -57,8 +57,9 @@ type Request struct {
 	Origin string
 	// Referrer is the host of the page the poll is embedded on, if known.
 	Referrer string
-	// Device is the device class of the client (desktop, mobile, ...), if known.
-	Device string
+	// UserAgent is the client's User-Agent header: the vote's device class
+	// (desktop, mobile, tablet, bot, other) is derived from it.
+	UserAgent string
 	// Trusted skips the per-client rate limit: authenticated server-side batches.
 	Trusted bool
 }
@@ -248,7 +249,7 @@ func (s *Service) start(req *Request, now time.Time) *vote {
 	}
 	rec := votelog.Record{
 		VoteID: v.id.String(), PollID: p.ID, Options: req.Options, Time: now,
-		Region: s.cfg.Region, Device: req.Device, Referrer: req.Referrer,
+		Region: s.cfg.Region, Country: Country(req.ClientIP), Device: Device(req.UserAgent), Referrer: req.Referrer,
 	}
 	if hasKey {
 		rec.Voter = key[:]

@@ -245,6 +245,15 @@ func (c *Catalog) Poll(id string) (*Poll, bool) {
 	return e.p, true
 }
 
+// PollOrDeleted returns the poll with the given ID even if it was deleted:
+// its owner may still export its votes. The result is a shared snapshot.
+func (c *Catalog) PollOrDeleted(id string) (*Poll, bool) {
+	c.mu.RLock()
+	e, ok := c.polls[id]
+	c.mu.RUnlock()
+	return e.p, ok
+}
+
 // Deleted reports whether the poll was deleted. Unknown polls are not: a
 // poll created on another node may not have reached this one yet.
 func (c *Catalog) Deleted(id string) bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pollcast/pollcast/analytics"
 	"github.com/pollcast/pollcast/ingest"
 	"github.com/pollcast/pollcast/poll"
 	"github.com/pollcast/pollcast/realtime"
@@ -28,12 +29,13 @@ type Check struct {
 
 // Deps are the services the handlers use. All are required.
 type Deps struct {
-	Catalog  *poll.Catalog
-	Ingest   *ingest.Service
-	Store    tally.Store
-	Hub      *realtime.Hub
-	Gatherer prometheus.Gatherer
-	Ready    []Check
+	Catalog   *poll.Catalog
+	Ingest    *ingest.Service
+	Store     tally.Store
+	Hub       *realtime.Hub
+	Analytics analytics.Store
+	Gatherer  prometheus.Gatherer
+	Ready     []Check
 }
 
 // Config configures New.
@@ -53,7 +55,7 @@ type server struct {
 
 // New returns the HTTP handler of API.md.
 func New(d Deps, cfg Config) (http.Handler, error) {
-	if d.Catalog == nil || d.Ingest == nil || d.Store == nil || d.Hub == nil || d.Gatherer == nil {
+	if d.Catalog == nil || d.Ingest == nil || d.Store == nil || d.Hub == nil || d.Analytics == nil || d.Gatherer == nil {
 		return nil, errors.New("web: missing dependency")
 	}
 	s := &server{Deps: d, cfg: cfg, log: cmp.Or(cfg.Logger, slog.Default())}
@@ -88,6 +90,9 @@ func New(d Deps, cfg Config) (http.Handler, error) {
 	for _, path := range []string{"/polls/:id", "/polls/:id/votes", "/polls/:id/results", "/polls/:id/events"} {
 		v1.OPTIONS(path, s.cors)
 	}
+	v1.GET("/polls/:id/analytics/timeline", s.auth, s.timeline)
+	v1.GET("/polls/:id/analytics/breakdown", s.auth, s.breakdown)
+	v1.GET("/polls/:id/votes.csv", s.auth, s.votesCSV)
 	v1.POST("/votes/batch", s.auth, s.voteBatch)
 	v1.POST("/keys", s.auth, s.admin, s.createKey)
 	v1.GET("/keys", s.auth, s.admin, s.listKeys)

@@ -41,7 +41,7 @@ func (s *server) voteRequest(r *http.Request, pollID string, in voteInput) inges
 	return ingest.Request{
 		PollID: pollID, Options: in.Options, Voter: in.Voter, IdempotencyKey: key,
 		ClientIP: s.clientIP(r), Origin: r.Header.Get("Origin"),
-		Referrer: referrerHost(in.Referrer, r),
+		Referrer: referrerHost(in.Referrer, r), UserAgent: r.UserAgent(),
 	}
 }
 

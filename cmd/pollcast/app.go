@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pollcast/pollcast/analytics"
 	"github.com/pollcast/pollcast/ingest"
 	"github.com/pollcast/pollcast/poll"
 	"github.com/pollcast/pollcast/realtime"
@@ -40,6 +41,8 @@ type Main struct {
 	tally   *tally.Tally
 	ingest  *ingest.Service
 	hub     *realtime.Hub
+	astore  analytics.Store
+	sink    *analytics.Sink
 	ln      net.Listener
 	srv     *http.Server
 	served  chan error
@@ -125,6 +128,20 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.logger.Info("rebuilt state from the log", "took", time.Since(start).Round(time.Millisecond))
 
+	if m.cfg.ClickHouse != "" {
+		m.astore, err = analytics.OpenClickHouse(ctx, m.cfg.ClickHouse)
+	} else {
+		m.astore, err = analytics.OpenSQLite(ctx, filepath.Join(m.cfg.Data, "analytics.db"))
+	}
+	if err != nil {
+		return err
+	}
+	m.sink, err = analytics.NewSink(js, m.astore, analytics.SinkConfig{Logger: m.logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	m.sink.Start()
+
 	m.hub, err = realtime.NewHub(ncTally, m.catalog, m.store.Counts, realtime.HubConfig{
 		PingInterval: m.cfg.LivePingInterval, PingTimeout: m.cfg.LivePingTimeout, Logger: m.logger, Registerer: reg,
 	})
@@ -132,7 +149,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	handler, err := web.New(web.Deps{
-		Catalog: m.catalog, Ingest: m.ingest, Store: m.store, Hub: m.hub, Gatherer: reg,
+		Catalog: m.catalog, Ingest: m.ingest, Store: m.store, Hub: m.hub, Analytics: m.astore, Gatherer: reg,
 		Ready: []web.Check{
 			{Name: "log", Check: m.ingest.Ready},
 			{Name: "catalog", Check: m.catalog.Ping},
@@ -214,6 +231,14 @@ func (m *Main) Close() error {
 	}
 	if m.tally != nil {
 		m.tally.Close()
+	}
+	if m.sink != nil {
+		m.sink.Close()
+	}
+	if m.astore != nil {
+		if err := m.astore.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("analytics store: %w", err))
+		}
 	}
 	if m.catalog != nil {
 		m.catalog.Close()

@@ -12,11 +12,14 @@ import (
 
 // Config is everything `pollcast serve` can be told.
 type Config struct {
-	Addr           string
-	Data           string
-	VoteRate       float64
-	Shards         int
-	Region         string
+	Addr     string
+	Data     string
+	VoteRate float64
+	Shards   int
+	Region   string
+	// ClickHouse is the DSN of the analytics store; empty means the SQLite
+	// file under Data.
+	ClickHouse     string
 	TrustedProxies []netip.Prefix
 	LogLevel       string
 	LogFormat      string
@@ -42,6 +45,7 @@ var settings = []setting{
 	{"vote-rate", "POLLCAST_VOTE_RATE", "50", "per-client-IP vote rate limit in votes/s, bursts of 4x; 0 turns it off"},
 	{"shards", "POLLCAST_SHARDS", "16", "number of tally shards (fixed for the life of a data directory)"},
 	{"region", "POLLCAST_REGION", "local", "deployment region this node tags votes with"},
+	{"clickhouse", "POLLCAST_CLICKHOUSE", "", "ClickHouse DSN for analytics (clickhouse://host:9000/db); default: a SQLite file under --data"},
 	{"trusted-proxies", "POLLCAST_TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed"},
 	{"log-level", "POLLCAST_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "POLLCAST_LOG_FORMAT", "text", "text or json"},
@@ -83,6 +87,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	c.Addr = *vals["addr"]
 	c.Data = *vals["data"]
 	c.Region = *vals["region"]
+	c.ClickHouse = *vals["clickhouse"]
 	c.LogLevel = *vals["log-level"]
 	c.LogFormat = *vals["log-format"]
 	c.AdminKey = getenv("POLLCAST_ADMIN_KEY")

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pollcast/pollcast/internal/testsvc"
 )
 
 // TestMain lets the test binary stand in for the pollcast binary: the
@@ -19,7 +21,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("POLLCAST_TEST_CHILD") == "1" {
 		os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testsvc.StopAll()
+	os.Exit(code)
 }
 
 const testAdminKey = "test-admin-key-0123456789"

@@ -1,0 +1,244 @@
+package analytics
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pollcast/pollcast/votelog"
+)
+
+// SinkConfig configures NewSink.
+type SinkConfig struct {
+	// BatchSize is the most votes stored in one insert. Zero value means
+	// 50,000; it is capped at MaxInsert.
+	BatchSize int
+	// FlushInterval is the longest a vote waits for its batch to fill.
+	// Zero value means 1s.
+	FlushInterval time.Duration
+	// Logger receives operational messages. Zero value means slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the sink metrics. Zero value means no metrics.
+	Registerer prometheus.Registerer
+}
+
+// Sink copies every vote of the log into a Store in batches. It resumes
+// after the largest sequence the store holds, so each vote lands exactly
+// once; when the store is down it retries the same batch with backoff and
+// reads no further.
+type Sink struct {
+	js    jetstream.JetStream
+	store Store
+	cfg   SinkConfig
+	log   *slog.Logger
+
+	stored  atomic.Uint64 // largest sequence known stored
+	read    atomic.Uint64 // sequence of the last vote read
+	pending atomic.Uint64 // votes in the log after the last one read
+	failing atomic.Bool
+	rows    prometheus.Counter
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewSink returns a sink from the VOTES stream of js into store.
+func NewSink(js jetstream.JetStream, store Store, cfg SinkConfig) (*Sink, error) {
+	cfg.BatchSize = min(cmp.Or(cfg.BatchSize, 50_000), MaxInsert)
+	cfg.FlushInterval = cmp.Or(cfg.FlushInterval, time.Second)
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	s := &Sink{js: js, store: store, cfg: cfg, log: cfg.Logger, cancel: func() {},
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pollcast_analytics_rows_stored_total", Help: "Votes stored in the analytics store.",
+		})}
+	if cfg.Registerer != nil {
+		lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pollcast_analytics_lag_votes", Help: "Votes in the log not yet in the analytics store.",
+		}, func() float64 { return float64(s.Lag()) })
+		down := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pollcast_analytics_store_failing", Help: "1 while inserts into the analytics store fail.",
+		}, func() float64 {
+			if s.failing.Load() {
+				return 1
+			}
+			return 0
+		})
+		for _, c := range []prometheus.Collector{s.rows, lag, down} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("analytics: metrics: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Start runs the sink until Close.
+func (s *Sink) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Go(func() { s.run(ctx) })
+}
+
+// Close stops the sink. A batch not yet stored is dropped from memory and
+// read again from the log on the next start.
+func (s *Sink) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Lag returns the votes read from the log but not stored, plus those not
+// read yet, as of the last vote read.
+func (s *Sink) Lag() uint64 {
+	unstored := uint64(0)
+	if read, stored := s.read.Load(), s.stored.Load(); read > stored {
+		unstored = read - stored
+	}
+	return s.pending.Load() + unstored
+}
+
+// Stored returns the largest sequence known to be stored.
+func (s *Sink) Stored() uint64 {
+	return s.stored.Load()
+}
+
+func (s *Sink) run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.follow(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("analytics: sink restarting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// follow reads the log after the store's last sequence and stores batches
+// until ctx ends or the log fails.
+func (s *Sink) follow(ctx context.Context) error {
+	last, err := s.retry(ctx, func() (uint64, error) { return s.store.LastSeq(ctx) })
+	if err != nil {
+		return err
+	}
+	s.stored.Store(last)
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{"votes.>"}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if last > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
+	}
+	cons, err := s.js.OrderedConsumer(ctx, votelog.StreamName, cfg)
+	if err != nil {
+		return fmt.Errorf("analytics: consumer: %w", err)
+	}
+	msgs := make(chan jetstream.Msg, 4096)
+	fctx, stop := context.WithCancel(ctx)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-fctx.Done():
+		}
+	}, jetstream.PullMaxMessages(4096))
+	if err != nil {
+		stop()
+		return fmt.Errorf("analytics: consume: %w", err)
+	}
+	defer func() {
+		stop()
+		cc.Stop()
+	}()
+
+	batch := make([]Vote, 0, min(s.cfg.BatchSize, 65536))
+	var flush <-chan time.Time
+	var timer *time.Timer
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m := <-msgs:
+			if v, ok := s.decode(m); ok && v.Seq > last {
+				batch = append(batch, v)
+				last = v.Seq
+			}
+			if len(batch) == 1 && flush == nil {
+				timer = time.NewTimer(s.cfg.FlushInterval)
+				flush = timer.C
+			}
+			if len(batch) < s.cfg.BatchSize {
+				continue
+			}
+		case <-flush:
+		}
+		if timer != nil {
+			timer.Stop()
+			timer, flush = nil, nil
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if _, err := s.retry(ctx, func() (uint64, error) { return 0, s.store.Insert(ctx, batch) }); err != nil {
+			return err
+		}
+		s.stored.Store(batch[len(batch)-1].Seq)
+		s.rows.Add(float64(len(batch)))
+		batch = batch[:0]
+	}
+}
+
+// decode turns a log message into a row; a bad record is skipped (logged).
+func (s *Sink) decode(m jetstream.Msg) (Vote, bool) {
+	meta, err := m.Metadata()
+	if err != nil {
+		s.log.Error("analytics: message without metadata", "err", err)
+		return Vote{}, false
+	}
+	s.pending.Store(meta.NumPending)
+	s.read.Store(meta.Sequence.Stream)
+	r, err := votelog.Decode(m.Data())
+	if err != nil {
+		s.log.Error("analytics: skipping a bad record", "seq", meta.Sequence.Stream, "err", err)
+		return Vote{}, false
+	}
+	return Vote{
+		Seq: meta.Sequence.Stream, VoteID: r.VoteID, PollID: r.PollID, Options: r.Options,
+		Time: r.Time.Truncate(time.Second).UTC(), Region: r.Region, Country: r.Country,
+		Device: r.Device, Referrer: r.Referrer,
+	}, true
+}
+
+// retry calls fn until it succeeds or ctx ends, backing off up to 10s: the
+// store may be down for a while; the log keeps everything meanwhile.
+func (s *Sink) retry(ctx context.Context, fn func() (uint64, error)) (uint64, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		v, err := fn()
+		if err == nil {
+			if s.failing.Swap(false) {
+				s.log.Info("analytics: store is back")
+			}
+			return v, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if !s.failing.Swap(true) {
+			s.log.Warn("analytics: store failing; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
