@@ -4,7 +4,7 @@ BIN     := bin/pollcast
 # Fuzz targets run briefly by `make test`; longer with FUZZTIME=5m make fuzz.
 FUZZTIME ?= 10s
 
-.PHONY: run build test unit fuzz lint bench clean
+.PHONY: run build test test-deps unit fuzz lint bench clean
 
 ## run: build and start pollcast with every role in one process on 127.0.0.1:8080 (data in ./data)
 run: build
@@ -14,8 +14,12 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/pollcast
 
-## test: lint, every test with the race detector, then each fuzz target briefly
-test: lint unit fuzz
+## test: lint, install test services if missing, every test with the race detector, then each fuzz target briefly
+test: lint test-deps unit fuzz
+
+## test-deps: install the services tests run against (clickhouse-server, chromium) with apt-get when missing
+test-deps:
+	./scripts/test-deps.sh
 
 ## unit: every test, race detector on, services required (POLLCAST_TEST_STRICT=1)
 unit:

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newSQLite(t *testing.T) Store {
+func newSQLite(t testing.TB) Store {
 	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "analytics.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func newSQLite(t *testing.T) Store {
 	return s
 }
 
-func newClickHouse(t *testing.T) Store {
+func newClickHouse(t testing.TB) Store {
 	s, err := OpenClickHouse(context.Background(), testsvc.ClickHouse(t))
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +36,13 @@ func newClickHouse(t *testing.T) Store {
 	return s
 }
 
-func TestSQLiteStore(t *testing.T)     { testStore(t, newSQLite) }
-func TestClickHouseStore(t *testing.T) { testStore(t, newClickHouse) }
+func TestSQLiteStore(t *testing.T) {
+	testStore(t, func(t *testing.T) Store { return newSQLite(t) })
+}
+
+func TestClickHouseStore(t *testing.T) {
+	testStore(t, func(t *testing.T) Store { return newClickHouse(t) })
+}
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
