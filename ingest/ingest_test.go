@@ -1,0 +1,150 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pollcast/pollcast/ingest"
+	"github.com/pollcast/pollcast/poll"
+	"github.com/pollcast/pollcast/votelog"
+)
+
+type env struct {
+	emb *votelog.Embedded
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	cat *poll.Catalog
+}
+
+func newEnv(tb testing.TB) *env {
+	tb.Helper()
+	emb, err := votelog.StartEmbedded(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect("test")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if _, err := votelog.EnsureStream(ctx, js, votelog.StreamConfig{}); err != nil {
+		tb.Fatal(err)
+	}
+	cat, err := poll.OpenCatalog(ctx, js, poll.CatalogConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(cat.Close)
+	return &env{emb: emb, nc: nc, js: js, cat: cat}
+}
+
+func (e *env) service(tb testing.TB) *ingest.Service {
+	tb.Helper()
+	s, err := ingest.New(e.nc, e.cat, ingest.Config{Shards: 4})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	if err := s.Rebuild(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func (e *env) poll(tb testing.TB, dedupe poll.Dedupe) *poll.Poll {
+	tb.Helper()
+	p, err := poll.New(poll.CreateInput{Question: "Q", Dedupe: dedupe, Options: []poll.OptionInput{{Label: "A"}, {Label: "B"}}}, "o", time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := e.cat.CreatePoll(context.Background(), p); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// TestRebuildRemembersVoters: a new service on the same log refuses a
+// voter who voted before, and answers a retry of the stored vote with the
+// same vote ID.
+func TestRebuildRemembersVoters(t *testing.T) {
+	e := newEnv(t)
+	p := e.poll(t, poll.DedupeDevice)
+	ctx := context.Background()
+	first := e.service(t)
+	acc, err := first.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"a"}, Voter: "d1", IdempotencyKey: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.HasVoted(p, "d1", netip.Addr{}) || first.HasVoted(p, "d2", netip.Addr{}) {
+		t.Fatal("HasVoted wrong before restart")
+	}
+	second := e.service(t)
+	if _, err := second.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"b"}, Voter: "d1"}); !errors.Is(err, poll.ErrAlreadyVoted) {
+		t.Fatalf("second vote after rebuild = %v", err)
+	}
+	again, err := second.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"a"}, Voter: "d1", IdempotencyKey: "k1"})
+	if err != nil || again.VoteID != acc.VoteID {
+		t.Fatalf("retry after rebuild = %+v, %v; want vote %s", again, err, acc.VoteID)
+	}
+	if !second.HasVoted(p, "d1", netip.Addr{}) {
+		t.Fatal("HasVoted forgot d1")
+	}
+	if last, _ := votelog.LastSeq(ctx, e.js); last != 1 {
+		t.Fatalf("log holds %d votes, want 1", last)
+	}
+}
+
+func TestReadyFollowsTheLog(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t)
+	if err := s.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p := e.poll(t, poll.DedupeNone)
+	e.emb.Shutdown()
+	if err := s.Ready(context.Background()); err == nil {
+		t.Fatal("ready with the log down")
+	}
+	if _, err := s.Vote(context.Background(), ingest.Request{PollID: p.ID, Options: []string{"a"}}); !errors.Is(err, poll.ErrOverloaded) {
+		t.Fatalf("vote with the log down = %v", err)
+	}
+}
+
+// BenchmarkVote measures admitting one vote (checks, dedupe, publish, wait
+// for the ack) on the in-process log, with many votes in flight: the cost
+// of the vote hot path without HTTP.
+func BenchmarkVote(b *testing.B) {
+	e := newEnv(b)
+	s := e.service(b)
+	for _, dedupe := range []poll.Dedupe{poll.DedupeNone, poll.DedupeDevice} {
+		b.Run(string(dedupe), func(b *testing.B) {
+			p := e.poll(b, dedupe)
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(64)
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				for pb.Next() {
+					req := ingest.Request{PollID: p.ID, Options: []string{"a"}, ClientIP: netip.MustParseAddr("192.0.2.1"),
+						Voter: fmt.Sprintf("voter-%d", n.Add(1))}
+					if _, err := s.Vote(ctx, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "votes/s")
+		})
+	}
+}
