@@ -8,30 +8,15 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pollcast/pollcast/internal/testsvc"
 	"github.com/pollcast/pollcast/votelog"
 )
 
 // logVotes starts an in-process log holding n votes over a few polls.
 func logVotes(tb testing.TB, n int) (jetstream.JetStream, uint64) {
 	tb.Helper()
-	emb, err := votelog.StartEmbedded(tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	js := testsvc.StartLog(tb).JS
 	ctx := context.Background()
-	if _, err := votelog.EnsureStream(ctx, js, votelog.StreamConfig{}); err != nil {
-		tb.Fatal(err)
-	}
 	var futs []jetstream.PubAckFuture
 	for i := range n {
 		poll := fmt.Sprintf("poll%d", i%4)

@@ -114,9 +114,62 @@ func FillTimeline(sparse []Point, from, to time.Time, step time.Duration) []Poin
 // unknown names the empty value in breakdowns.
 const unknown = "unknown"
 
-// sortRows orders breakdown rows by votes, then key.
-func sortRows(rows []Row) {
-	slices.SortFunc(rows, func(a, b Row) int {
+// timelineBuilder gathers the rows of a store's two timeline queries (votes
+// per step, then votes per step and option) into points.
+type timelineBuilder struct {
+	points []Point
+	index  map[int64]int
+}
+
+func (b *timelineBuilder) votes(t, n int64) {
+	if b.index == nil {
+		b.index = map[int64]int{}
+	}
+	b.index[t] = len(b.points)
+	b.points = append(b.points, Point{T: time.Unix(t, 0).UTC(), Votes: n, ByOption: map[string]int64{}})
+}
+
+func (b *timelineBuilder) option(t int64, o string, n int64) {
+	if i, ok := b.index[t]; ok {
+		b.points[i].ByOption[o] += n
+	}
+}
+
+// breakdownBuilder gathers the rows of a store's two breakdown queries
+// (votes per key, then per key and option) into rows, most votes first.
+type breakdownBuilder struct {
+	rows  []Row
+	index map[string]int
+}
+
+func keyOf(k string) string {
+	if k == "" {
+		return unknown
+	}
+	return k
+}
+
+func (b *breakdownBuilder) votes(k string, n int64) {
+	k = keyOf(k)
+	if b.index == nil {
+		b.index = map[string]int{}
+	}
+	if i, ok := b.index[k]; ok {
+		b.rows[i].Votes += n
+		return
+	}
+	b.index[k] = len(b.rows)
+	b.rows = append(b.rows, Row{Key: k, Votes: n, ByOption: map[string]int64{}})
+}
+
+func (b *breakdownBuilder) option(k, o string, n int64) {
+	if i, ok := b.index[keyOf(k)]; ok {
+		b.rows[i].ByOption[o] += n
+	}
+}
+
+func (b *breakdownBuilder) result() []Row {
+	slices.SortFunc(b.rows, func(a, b Row) int {
 		if a.Votes != b.Votes {
 			if a.Votes > b.Votes {
 				return -1
@@ -125,6 +178,7 @@ func sortRows(rows []Row) {
 		}
 		return strings.Compare(a.Key, b.Key)
 	})
+	return b.rows
 }
 
 // migrationsOf lists the embedded migrations of a store kind in order.
@@ -175,12 +229,4 @@ func stripComments(s string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
-}
-
-// addOption adds n votes of option o to a by-option map, creating it.
-func addOption(m *map[string]int64, o string, n int64) {
-	if *m == nil {
-		*m = map[string]int64{}
-	}
-	(*m)[o] += n
 }

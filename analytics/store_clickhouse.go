@@ -146,15 +146,13 @@ func (s *ClickHouseStore) Timeline(ctx context.Context, pollID string, from, to 
 	sec := uint64(step / time.Second)
 	args := []any{sec, sec, pollID, uint64(from.Unix()), uint64(to.Unix())}
 	const where = ` FROM votes FINAL WHERE poll_id = ? AND toUInt32(time) >= ? AND toUInt32(time) < ? `
-	var points []Point
-	index := map[uint64]int{}
+	var b timelineBuilder
 	err := s.query(ctx, `SELECT toUInt64(intDiv(toUInt32(time), ?) * ?) AS t, count()`+where+`GROUP BY t ORDER BY t`, args, func(r driver.Rows) error {
 		var t, n uint64
 		if err := r.Scan(&t, &n); err != nil {
 			return err
 		}
-		index[t] = len(points)
-		points = append(points, Point{T: time.Unix(int64(t), 0).UTC(), Votes: int64(n), ByOption: map[string]int64{}})
+		b.votes(int64(t), int64(n))
 		return nil
 	})
 	if err != nil {
@@ -166,12 +164,10 @@ func (s *ClickHouseStore) Timeline(ctx context.Context, pollID string, from, to 
 		if err := r.Scan(&t, &o, &n); err != nil {
 			return err
 		}
-		if i, ok := index[t]; ok {
-			points[i].ByOption[o] += int64(n)
-		}
+		b.option(int64(t), o, int64(n))
 		return nil
 	})
-	return points, err
+	return b.points, err
 }
 
 // Breakdown implements Store.
@@ -179,28 +175,15 @@ func (s *ClickHouseStore) Breakdown(ctx context.Context, pollID string, by Dimen
 	if _, err := ParseDimension(string(by)); err != nil {
 		return nil, err
 	}
-	col := string(by)
-	key := func(k string) string {
-		if k == "" {
-			return unknown
-		}
-		return k
-	}
-	var rows []Row
-	index := map[string]int{}
+	col := string(by) // one of four column names
+	var b breakdownBuilder
 	err := s.query(ctx, `SELECT `+col+` AS k, count() FROM votes FINAL WHERE poll_id = ? GROUP BY k`, []any{pollID}, func(r driver.Rows) error {
 		var k string
 		var n uint64
 		if err := r.Scan(&k, &n); err != nil {
 			return err
 		}
-		k = key(k)
-		if i, ok := index[k]; ok {
-			rows[i].Votes += int64(n)
-			return nil
-		}
-		index[k] = len(rows)
-		rows = append(rows, Row{Key: k, Votes: int64(n), ByOption: map[string]int64{}})
+		b.votes(k, int64(n))
 		return nil
 	})
 	if err != nil {
@@ -212,13 +195,10 @@ func (s *ClickHouseStore) Breakdown(ctx context.Context, pollID string, by Dimen
 		if err := r.Scan(&k, &o, &n); err != nil {
 			return err
 		}
-		if i, ok := index[key(k)]; ok {
-			rows[i].ByOption[o] += int64(n)
-		}
+		b.option(k, o, int64(n))
 		return nil
 	})
-	sortRows(rows)
-	return rows, err
+	return b.result(), err
 }
 
 // Export implements Store.

@@ -116,63 +116,45 @@ func (s *SQLiteStore) Insert(ctx context.Context, votes []Vote) error {
 func (s *SQLiteStore) Timeline(ctx context.Context, pollID string, from, to time.Time, step time.Duration) ([]Point, error) {
 	sec := int64(step / time.Second)
 	args := []any{sec, sec, pollID, from.Unix(), to.Unix()}
-	var points []Point
-	index := map[int64]int{}
-	err := s.query(ctx, `SELECT (time / ?) * ? AS t, count(*) FROM votes
-		WHERE poll_id = ? AND time >= ? AND time < ? GROUP BY t ORDER BY t`, args, func(r *sql.Rows) error {
+	const where = ` WHERE poll_id = ? AND time >= ? AND time < ? `
+	var b timelineBuilder
+	err := s.query(ctx, `SELECT (time / ?) * ? AS t, count(*) FROM votes`+where+`GROUP BY t ORDER BY t`, args, func(r *sql.Rows) error {
 		var t, n int64
 		if err := r.Scan(&t, &n); err != nil {
 			return err
 		}
-		index[t] = len(points)
-		points = append(points, Point{T: time.Unix(t, 0).UTC(), Votes: n, ByOption: map[string]int64{}})
+		b.votes(t, n)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = s.query(ctx, `SELECT (time / ?) * ? AS t, j.value, count(*) FROM votes, json_each(votes.options) AS j
-		WHERE poll_id = ? AND time >= ? AND time < ? GROUP BY t, j.value`, args, func(r *sql.Rows) error {
+	err = s.query(ctx, `SELECT (time / ?) * ? AS t, j.value, count(*) FROM votes, json_each(votes.options) AS j`+where+`GROUP BY t, j.value`, args, func(r *sql.Rows) error {
 		var t, n int64
 		var o string
 		if err := r.Scan(&t, &o, &n); err != nil {
 			return err
 		}
-		if i, ok := index[t]; ok {
-			points[i].ByOption[o] += n
-		}
+		b.option(t, o, n)
 		return nil
 	})
-	return points, err
+	return b.points, err
 }
 
 // Breakdown implements Store.
 func (s *SQLiteStore) Breakdown(ctx context.Context, pollID string, by Dimension) ([]Row, error) {
-	col := string(by) // validated by ParseDimension: one of four column names
-	if _, err := ParseDimension(col); err != nil {
+	if _, err := ParseDimension(string(by)); err != nil {
 		return nil, err
 	}
-	var rows []Row
-	index := map[string]int{}
-	key := func(k string) string {
-		if k == "" {
-			return unknown
-		}
-		return k
-	}
+	col := string(by) // one of four column names
+	var b breakdownBuilder
 	err := s.query(ctx, `SELECT `+col+`, count(*) FROM votes WHERE poll_id = ? GROUP BY `+col, []any{pollID}, func(r *sql.Rows) error {
 		var k string
 		var n int64
 		if err := r.Scan(&k, &n); err != nil {
 			return err
 		}
-		k = key(k)
-		if i, ok := index[k]; ok {
-			rows[i].Votes += n
-			return nil
-		}
-		index[k] = len(rows)
-		rows = append(rows, Row{Key: k, Votes: n, ByOption: map[string]int64{}})
+		b.votes(k, n)
 		return nil
 	})
 	if err != nil {
@@ -185,13 +167,10 @@ func (s *SQLiteStore) Breakdown(ctx context.Context, pollID string, by Dimension
 		if err := r.Scan(&k, &o, &n); err != nil {
 			return err
 		}
-		if i, ok := index[key(k)]; ok {
-			rows[i].ByOption[o] += n
-		}
+		b.option(k, o, n)
 		return nil
 	})
-	sortRows(rows)
-	return rows, err
+	return b.result(), err
 }
 
 // Export implements Store.

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pollcast/pollcast/ingest"
+	"github.com/pollcast/pollcast/internal/testsvc"
 	"github.com/pollcast/pollcast/poll"
 	"github.com/pollcast/pollcast/votelog"
 )
@@ -26,27 +27,8 @@ type env struct {
 
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
-	emb, err := votelog.StartEmbedded(tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	ctx := context.Background()
-	if _, err := votelog.EnsureStream(ctx, js, votelog.StreamConfig{}); err != nil {
-		tb.Fatal(err)
-	}
-	cat, err := poll.OpenCatalog(ctx, js, poll.CatalogConfig{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(cat.Close)
-	return &env{emb: emb, nc: nc, js: js, cat: cat}
+	l := testsvc.StartLog(tb)
+	return &env{emb: l.Emb, nc: l.NC, js: l.JS, cat: l.Catalog(tb)}
 }
 
 func (e *env) service(tb testing.TB) *ingest.Service {

@@ -8,28 +8,16 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pollcast/pollcast/internal/testsvc"
 	"github.com/pollcast/pollcast/poll"
 	"github.com/pollcast/pollcast/votelog"
 )
 
-// openJS starts an in-process NATS server on a temporary directory.
+// openJS starts an in-process NATS server on dir.
 func openJS(t testing.TB, dir string) (*votelog.Embedded, jetstream.JetStream) {
 	t.Helper()
-	emb, err := votelog.StartEmbedded(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return emb, js
+	l := testsvc.StartLogIn(t, dir)
+	return l.Emb, l.JS
 }
 
 func openCatalog(t testing.TB, js jetstream.JetStream) *poll.Catalog {

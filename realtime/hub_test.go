@@ -15,8 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pollcast/pollcast/internal/testsvc"
 	"github.com/pollcast/pollcast/poll"
 	"github.com/pollcast/pollcast/realtime"
 	"github.com/pollcast/pollcast/votelog"
@@ -33,25 +33,9 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg realtime.HubConfig) *fixture {
 	t.Helper()
-	emb, err := votelog.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := poll.OpenCatalog(context.Background(), js, poll.CatalogConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cat.Close)
+	l := testsvc.StartLog(t)
+	nc, cat := l.NC, l.Catalog(t)
+	var err error
 	f := &fixture{nc: nc, cat: cat}
 	f.hub, err = realtime.NewHub(nc, cat, func(_ context.Context, id string) (poll.Counts, error) {
 		if c := f.counts.Load(); c != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pollcast/pollcast/internal/testsvc"
 	"github.com/pollcast/pollcast/poll"
 	"github.com/pollcast/pollcast/tally"
 	"github.com/pollcast/pollcast/votelog"
@@ -25,30 +26,8 @@ type env struct {
 
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
-	emb, err := votelog.StartEmbedded(tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := votelog.EnsureStream(ctx, js, votelog.StreamConfig{}); err != nil {
-		tb.Fatal(err)
-	}
-	cat, err := poll.OpenCatalog(ctx, js, poll.CatalogConfig{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(cat.Close)
-	return &env{nc: nc, js: js, cat: cat}
+	l := testsvc.StartLog(tb)
+	return &env{nc: l.NC, js: l.JS, cat: l.Catalog(tb)}
 }
 
 func (e *env) newPoll(tb testing.TB) string {
