@@ -42,13 +42,7 @@ func newPoll(t testing.TB, owner string, created time.Time) *poll.Poll {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testsvc.Eventually(t, 5*time.Second, what, cond)
 }
 
 func TestCatalogSharedBetweenNodes(t *testing.T) {

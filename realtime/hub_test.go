@@ -122,15 +122,9 @@ func readType(t *testing.T, c *websocket.Conn, typ string) map[string]any {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testsvc.Eventually(t, 5*time.Second, what, cond)
 }
 
 func TestFirstMessageFollowsVisibility(t *testing.T) {
