@@ -3,12 +3,27 @@ package tally
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pollcast/pollcast/internal/testsvc"
+	"github.com/pollcast/pollcast/votelog"
 )
 
+// pollIn returns a poll ID whose votes go to shard, as ingest routes them.
+func pollIn(shard int, name string) string {
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("%s-%d", name, i)
+		if votelog.Shard(id, votelog.DefaultShards) == shard {
+			return id
+		}
+	}
+}
+
 // testStore is the conformance suite every Store implementation passes.
+// Stores are made for votelog.DefaultShards shards.
 func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -37,15 +52,16 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("apply and read", func(t *testing.T) {
 		s := newStore(t)
+		p, q := pollIn(1, "p"), pollIn(1, "q")
 		b := Batch{Shard: 1, Prev: 0, Last: 5, Polls: map[string]*PollDelta{
-			"p": delta(3, map[string]int64{"a": 2, "b": 1}, 1, 2),
-			"q": delta(2, map[string]int64{"a": 2}, 1, 1),
+			p: delta(3, map[string]int64{"a": 2, "b": 1}, 1, 2),
+			q: delta(2, map[string]int64{"a": 2}, 1, 1),
 		}}
 		if err := s.Apply(ctx, b); err != nil {
 			t.Fatal(err)
 		}
 		b2 := Batch{Shard: 1, Prev: 5, Last: 9, Polls: map[string]*PollDelta{
-			"p": delta(2, map[string]int64{"b": 2}, 2, 3),
+			p: delta(2, map[string]int64{"b": 2}, 2, 3),
 		}}
 		if err := s.Apply(ctx, b2); err != nil {
 			t.Fatal(err)
@@ -53,32 +69,33 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if m, _ := s.Watermark(ctx, 1); m != 9 {
 			t.Fatalf("watermark %d, want 9", m)
 		}
-		c, _ := s.Counts(ctx, "p")
+		c, _ := s.Counts(ctx, p)
 		// Voters: keys 1, 2, 3 plus one anonymous vote.
 		if c.Total != 5 || c.Options["a"] != 2 || c.Options["b"] != 3 || c.Voters != 4 || c.Version != 5 || !c.UpdatedAt.Equal(at) {
 			t.Fatalf("counts of p = %+v", c)
 		}
-		if c, _ := s.Counts(ctx, "q"); c.Total != 2 || c.Voters != 1 {
+		if c, _ := s.Counts(ctx, q); c.Total != 2 || c.Voters != 1 {
 			t.Fatalf("counts of q = %+v", c)
 		}
 		// Counts are a copy.
 		c.Options["a"] = 1000
-		if again, _ := s.Counts(ctx, "p"); again.Options["a"] != 2 {
+		if again, _ := s.Counts(ctx, p); again.Options["a"] != 2 {
 			t.Fatal("Counts returned the store's own map")
 		}
 	})
 
 	t.Run("fencing", func(t *testing.T) {
 		s := newStore(t)
-		if err := s.Apply(ctx, Batch{Shard: 0, Prev: 0, Last: 10, Polls: map[string]*PollDelta{"p": delta(1, map[string]int64{"a": 1})}}); err != nil {
+		p := pollIn(0, "p")
+		if err := s.Apply(ctx, Batch{Shard: 0, Prev: 0, Last: 10, Polls: map[string]*PollDelta{p: delta(1, map[string]int64{"a": 1})}}); err != nil {
 			t.Fatal(err)
 		}
 		// A stale worker computed its batch against watermark 4.
-		stale := Batch{Shard: 0, Prev: 4, Last: 12, Polls: map[string]*PollDelta{"p": delta(5, map[string]int64{"a": 5})}}
+		stale := Batch{Shard: 0, Prev: 4, Last: 12, Polls: map[string]*PollDelta{p: delta(5, map[string]int64{"a": 5})}}
 		if err := s.Apply(ctx, stale); !errors.Is(err, ErrFenced) {
 			t.Fatalf("stale batch = %v, want ErrFenced", err)
 		}
-		if c, _ := s.Counts(ctx, "p"); c.Total != 1 {
+		if c, _ := s.Counts(ctx, p); c.Total != 1 {
 			t.Fatalf("fenced batch changed counts: %+v", c)
 		}
 		if m, _ := s.Watermark(ctx, 0); m != 10 {
@@ -99,11 +116,12 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("delete poll", func(t *testing.T) {
 		s := newStore(t)
-		_ = s.Apply(ctx, Batch{Shard: 2, Prev: 0, Last: 1, Polls: map[string]*PollDelta{"p": delta(1, map[string]int64{"a": 1}, 9)}})
-		if err := s.DeletePoll(ctx, "p"); err != nil {
+		p := pollIn(2, "p")
+		_ = s.Apply(ctx, Batch{Shard: 2, Prev: 0, Last: 1, Polls: map[string]*PollDelta{p: delta(1, map[string]int64{"a": 1}, 9)}})
+		if err := s.DeletePoll(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		if c, _ := s.Counts(ctx, "p"); c.Total != 0 || c.Voters != 0 {
+		if c, _ := s.Counts(ctx, p); c.Total != 0 || c.Voters != 0 {
 			t.Fatalf("deleted poll counts %+v", c)
 		}
 		if m, _ := s.Watermark(ctx, 2); m != 1 {
@@ -117,26 +135,66 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		var wg sync.WaitGroup
 		for sh := range shards {
 			wg.Go(func() {
+				p := pollIn(sh, "c")
 				for i := range batches {
 					b := Batch{Shard: sh, Prev: uint64(i), Last: uint64(i + 1), Polls: map[string]*PollDelta{
-						"shared": delta(1, map[string]int64{"a": 1}, byte(sh)),
+						p: delta(1, map[string]int64{"a": 1}, byte(i%5)),
 					}}
 					if err := s.Apply(ctx, b); err != nil {
 						t.Error(err)
 						return
 					}
-					_, _ = s.Counts(ctx, "shared")
+					_, _ = s.Counts(ctx, p)
 				}
 			})
 		}
 		wg.Wait()
-		c, _ := s.Counts(ctx, "shared")
-		if c.Total != shards*batches || c.Options["a"] != shards*batches || c.Voters != shards {
-			t.Fatalf("counts %+v", c)
+		for sh := range shards {
+			c, _ := s.Counts(ctx, pollIn(sh, "c"))
+			if c.Total != batches || c.Options["a"] != batches || c.Voters != 5 {
+				t.Fatalf("shard %d counts %+v", sh, c)
+			}
+		}
+	})
+
+	t.Run("missing watermark rebuilds the shard", func(t *testing.T) {
+		s := newStore(t)
+		p := pollIn(3, "r")
+		if err := s.Apply(ctx, Batch{Shard: 3, Prev: 0, Last: 4, Polls: map[string]*PollDelta{p: delta(4, map[string]int64{"a": 4}, 1, 2)}}); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := s.Counts(ctx, p)
+		if r, ok := s.(interface{ forgetWatermark(int) }); ok {
+			// The watermark is lost but counters survived: a rebuild from
+			// the start must not add to them.
+			r.forgetWatermark(3)
+			if err := s.Apply(ctx, Batch{Shard: 3, Prev: 0, Last: 4, Polls: map[string]*PollDelta{p: delta(4, map[string]int64{"a": 4}, 1, 2)}}); err != nil {
+				t.Fatal(err)
+			}
+			if c, _ := s.Counts(ctx, p); c.Total != before.Total || c.Voters != before.Voters || c.Options["a"] != 4 {
+				t.Fatalf("rebuilt counts %+v, want %+v", c, before)
+			}
 		}
 	})
 }
 
 func TestMemoryStore(t *testing.T) {
 	testStore(t, func(*testing.T) Store { return NewMemoryStore() })
+}
+
+// forgetWatermark drops a shard's watermark the way a partial loss of Redis
+// data would.
+func (s *RedisStore) forgetWatermark(shard int) {
+	s.rdb.Del(context.Background(), s.shardKey(shard)+"wm")
+}
+
+func TestRedisStore(t *testing.T) {
+	testStore(t, func(t *testing.T) Store {
+		rdb, prefix := testsvc.Redis(t)
+		s, err := NewRedisStore(rdb, RedisConfig{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
 }

@@ -66,11 +66,14 @@ func StartClickHouse(t testing.TB) *ClickHouseServer {
 	return s
 }
 
-// StopAll stops the shared server, if one was started.
+// StopAll stops the shared servers that were started.
 func StopAll() {
 	if sharedCH != nil {
 		sharedCH.Stop()
 		os.RemoveAll(sharedCH.dir)
+	}
+	if sharedRedis != nil {
+		sharedRedis.Stop()
 	}
 }
 
