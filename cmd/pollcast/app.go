@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/pollcast/pollcast/analytics"
 	"github.com/pollcast/pollcast/ingest"
@@ -41,11 +43,15 @@ type Main struct {
 	tally   *tally.Tally
 	ingest  *ingest.Service
 	hub     *realtime.Hub
+	rdb     redis.UniversalClient
 	astore  analytics.Store
 	sink    *analytics.Sink
 	ln      net.Listener
 	srv     *http.Server
 	served  chan error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewMain returns an unstarted process. stdout receives the generated admin
@@ -103,7 +109,10 @@ func (m *Main) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	m.store = tally.NewMemoryStore()
+	m.store, err = m.tallyStore()
+	if err != nil {
+		return err
+	}
 	m.tally, err = tally.New(js, ncTally, m.store, m.catalog, tally.Config{
 		Shards: m.cfg.Shards, Logger: m.logger, Registerer: reg,
 	})
@@ -172,6 +181,27 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
+// tallyStore returns the memory store, or the Redis store when Redis is configured.
+func (m *Main) tallyStore() (tally.Store, error) {
+	if len(m.cfg.Redis) == 0 {
+		return tally.NewMemoryStore(), nil
+	}
+	first, err := redis.ParseURL(m.cfg.Redis[0])
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	opts := &redis.UniversalOptions{Username: first.Username, Password: first.Password, DB: first.DB, TLSConfig: first.TLSConfig}
+	for _, u := range m.cfg.Redis {
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		opts.Addrs = append(opts.Addrs, o.Addr)
+	}
+	m.rdb = redis.NewUniversalClient(opts)
+	return tally.NewRedisStore(m.rdb, tally.RedisConfig{Shards: m.cfg.Shards})
+}
+
 func (m *Main) connect(name string) (*nats.Conn, error) {
 	nc, err := m.emb.Connect(name)
 	if err != nil {
@@ -205,8 +235,14 @@ func (m *Main) ensureAdminKey(ctx context.Context) error {
 }
 
 // Close shuts the process down gracefully: stop taking requests, close live
-// connections, stop the roles, then the log.
+// connections, stop the roles, then the log. Calling it again returns the
+// first call's result.
 func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
 	var errs []error
 	if m.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
@@ -242,6 +278,9 @@ func (m *Main) Close() error {
 	}
 	if m.catalog != nil {
 		m.catalog.Close()
+	}
+	if m.rdb != nil {
+		_ = m.rdb.Close()
 	}
 	for _, nc := range m.ncs {
 		nc.Close()

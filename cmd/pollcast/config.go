@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Config is everything `pollcast serve` can be told.
@@ -19,7 +21,10 @@ type Config struct {
 	Region   string
 	// ClickHouse is the DSN of the analytics store; empty means the SQLite
 	// file under Data.
-	ClickHouse     string
+	ClickHouse string
+	// Redis holds the URLs of the Redis tally store (several: a Redis
+	// Cluster); empty means the memory store, rebuilt from the log at start.
+	Redis          []string
 	TrustedProxies []netip.Prefix
 	LogLevel       string
 	LogFormat      string
@@ -46,6 +51,7 @@ var settings = []setting{
 	{"shards", "POLLCAST_SHARDS", "16", "number of tally shards (fixed for the life of a data directory)"},
 	{"region", "POLLCAST_REGION", "local", "deployment region this node tags votes with"},
 	{"clickhouse", "POLLCAST_CLICKHOUSE", "", "ClickHouse DSN for analytics (clickhouse://host:9000/db); default: a SQLite file under --data"},
+	{"redis", "POLLCAST_REDIS", "", "Redis URL(s) for the tally store (redis://host:6379/0; comma-separated for a cluster); default: memory"},
 	{"trusted-proxies", "POLLCAST_TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed"},
 	{"log-level", "POLLCAST_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "POLLCAST_LOG_FORMAT", "text", "text or json"},
@@ -88,6 +94,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	c.Data = *vals["data"]
 	c.Region = *vals["region"]
 	c.ClickHouse = *vals["clickhouse"]
+	for _, u := range strings.Split(*vals["redis"], ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			_, err := redis.ParseURL(u)
+			check("redis", err)
+			c.Redis = append(c.Redis, u)
+		}
+	}
 	c.LogLevel = *vals["log-level"]
 	c.LogFormat = *vals["log-format"]
 	c.AdminKey = getenv("POLLCAST_ADMIN_KEY")
