@@ -17,7 +17,7 @@ build:
 ## test: lint, install test services if missing, every test with the race detector, then each fuzz target briefly
 test: lint test-deps unit fuzz
 
-## test-deps: install the services tests run against (clickhouse-server, chromium) with apt-get when missing
+## test-deps: install the services tests run against (clickhouse-server, redis-server) with apt-get when missing
 test-deps:
 	./scripts/test-deps.sh
 

@@ -105,6 +105,18 @@ func (h *Hub) writeLoop(ctx context.Context, v *viewer, write func(*outMsg) erro
 				return closeSlow
 			}
 		case <-v.wake:
+			// Replies queued before this wake-up go first: a voter hears
+			// "202" before the results it unlocked.
+			for drained := false; !drained; {
+				select {
+				case m := <-v.replies:
+					if !send(m) {
+						return closeSlow
+					}
+				default:
+					drained = true
+				}
+			}
 			if m := v.pollMsg.Swap(nil); m != nil && !send(m) {
 				return closeSlow
 			}

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Installs the services the tests run against, when missing: Debian's
-# clickhouse-server, redis-server and, for browser tests, chromium. Needs root for
+# clickhouse-server and redis-server. Needs root for
 # apt-get; without it, prints what to install and lets strict tests fail
 # with a clear message.
 set -euo pipefail
 
 missing=()
 command -v clickhouse-server >/dev/null 2>&1 || missing+=(clickhouse-server)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
