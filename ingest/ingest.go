@@ -34,6 +34,10 @@ type Config struct {
 	// MaxPending caps the votes awaiting the log's acknowledgement; past it
 	// votes are answered 503 overloaded instead of queueing. Zero value means 16384.
 	MaxPending int
+	// Voters is the dedupe registry. Zero value means a MemoryVoters,
+	// rebuilt from the log by Rebuild; use RedisVoters to share it between
+	// ingest nodes.
+	Voters Voters
 	// Region tags every vote with the deployment region of this node. Zero value means "local".
 	Region string
 	// Logger receives operational messages. Zero value means slog.Default().
@@ -81,7 +85,7 @@ type Service struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	cat     *poll.Catalog
-	voters  *Voters
+	voters  Voters
 	lim     *limiter
 	hash    *hasher
 	cfg     Config
@@ -99,6 +103,9 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	cfg.PublishTimeout = cmp.Or(cfg.PublishTimeout, 5*time.Second)
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, 16384)
 	cfg.Region = cmp.Or(cfg.Region, "local")
+	if cfg.Voters == nil {
+		cfg.Voters = NewMemoryVoters()
+	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	if cfg.VoteRate < 0 {
 		return nil, errors.New("ingest: negative vote rate")
@@ -118,7 +125,7 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{nc: nc, js: js, cat: cat, voters: NewVoters(), hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel}
+	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel}
 	if cfg.VoteRate > 0 {
 		s.lim = newLimiter(cfg.VoteRate, max(1, int(4*cfg.VoteRate)))
 		s.wg.Go(func() { s.lim.run(ctx) })
@@ -137,6 +144,9 @@ func (s *Service) Close() {
 // before it returns.
 func (s *Service) Rebuild(ctx context.Context) error {
 	defer s.rebuilt.Store(true)
+	if s.voters.Durable() {
+		return nil // the registry outlived the last process
+	}
 	last, err := votelog.LastSeq(ctx, s.js)
 	if err != nil {
 		return fmt.Errorf("ingest: rebuild: %w", err)
@@ -171,7 +181,9 @@ func (s *Service) Rebuild(ctx context.Context) error {
 		}
 		if r, err := votelog.Decode(msg.Data()); err == nil && len(r.Voter) == len(voterKey{}) {
 			if id, err := parseVoteID(r.VoteID); err == nil {
-				s.voters.Record(voterKey(r.Voter), id)
+				if err := s.voters.Record(ctx, voterKey(r.Voter), id); err != nil {
+					return fmt.Errorf("ingest: rebuild: %w", err)
+				}
 			}
 		}
 		if meta.Sequence.Stream >= last {
@@ -183,7 +195,7 @@ func (s *Service) Rebuild(ctx context.Context) error {
 // Vote admits one vote: it returns once the log stored it, or the reason it
 // was refused as a *poll.Error (API.md's codes).
 func (s *Service) Vote(ctx context.Context, req Request) (Accepted, error) {
-	v := s.start(&req, time.Now())
+	v := s.start(ctx, &req, time.Now())
 	s.await(ctx, v)
 	s.observe(v.err)
 	return Accepted{VoteID: v.id.String(), PollID: req.PollID}, v.err
@@ -195,7 +207,7 @@ func (s *Service) VoteBatch(ctx context.Context, reqs []Request) []Outcome {
 	now := time.Now()
 	pending := make([]*vote, len(reqs))
 	for i := range reqs {
-		pending[i] = s.start(&reqs[i], now)
+		pending[i] = s.start(ctx, &reqs[i], now)
 	}
 	out := make([]Outcome, len(reqs))
 	for i, v := range pending {
@@ -217,7 +229,7 @@ type vote struct {
 }
 
 // start checks a vote and publishes it without waiting for the ack.
-func (s *Service) start(req *Request, now time.Time) *vote {
+func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote {
 	v := &vote{}
 	p, err := s.admit(req, now)
 	if err != nil {
@@ -237,7 +249,13 @@ func (s *Service) start(req *Request, now time.Time) *vote {
 		v.key = key
 	}
 	if p.Dedupe != poll.DedupeNone {
-		switch s.voters.Claim(key, v.id) {
+		res, err := s.voters.Claim(ctx, key, v.id)
+		if err != nil {
+			s.cfg.Logger.Warn("ingest: dedupe registry", "err", err)
+			v.err = overloaded("one-vote-per-voter cannot be checked right now")
+			return v
+		}
+		switch res {
 		case claimTaken:
 			v.err = poll.Errorf(poll.ErrAlreadyVoted, "this voter already voted in this poll")
 			return v
@@ -264,14 +282,14 @@ func (s *Service) start(req *Request, now time.Time) *vote {
 	}
 	if s.nc.Status() != nats.CONNECTED {
 		v.err = overloaded("the vote log is unreachable")
-		s.finish(v, false)
+		s.finish(ctx, v, false)
 		return v
 	}
 	v.fut, err = s.js.PublishMsgAsync(msg, opts...)
 	if err != nil {
 		s.cfg.Logger.Warn("ingest: publish", "err", err)
 		v.err = overloaded("the vote log is not keeping up")
-		s.finish(v, false)
+		s.finish(ctx, v, false)
 		return v
 	}
 	return v
@@ -328,35 +346,45 @@ func (s *Service) await(ctx context.Context, v *vote) {
 	}
 	select {
 	case <-v.fut.Ok():
-		s.finish(v, true)
+		s.finish(ctx, v, true)
 	case err := <-v.fut.Err():
 		s.cfg.Logger.Warn("ingest: vote not stored", "err", err)
 		v.err = overloaded("the vote log did not store the vote")
-		s.finish(v, false)
+		s.finish(ctx, v, false)
 	case <-ctx.Done():
 		// The vote may still be stored: the client retries with its
 		// idempotency key and gets the same answer.
 		v.err = overloaded("gave up waiting for the vote log")
-		s.finish(v, false)
+		s.finish(context.WithoutCancel(ctx), v, false)
 	}
 }
 
-// finish settles the voter's claim once the outcome is known.
-func (s *Service) finish(v *vote, stored bool) {
+// finish settles the voter's claim once the outcome is known. A registry
+// error here is logged: the vote's answer is already decided by the log,
+// and a pending claim expires by itself.
+func (s *Service) finish(ctx context.Context, v *vote, stored bool) {
+	var err error
 	switch {
 	case v.claimed:
-		s.voters.Finish(v.key, stored)
+		err = s.voters.Finish(ctx, v.key, v.id, stored)
 	case stored && v.key != (voterKey{}):
-		s.voters.Record(v.key, v.id)
+		err = s.voters.Record(ctx, v.key, v.id)
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("ingest: settle voter claim", "err", err)
 	}
 }
 
 // HasVoted reports whether the voter identified by voter (device id or
 // voter token) or by ip has a stored vote in the poll: it decides
 // after_vote visibility.
-func (s *Service) HasVoted(p *poll.Poll, voter string, ip netip.Addr) bool {
+func (s *Service) HasVoted(ctx context.Context, p *poll.Poll, voter string, ip netip.Addr) bool {
 	key, ok, err := s.voterKeyOf(p, voter, ip)
-	return err == nil && ok && s.voters.Voted(key)
+	if err != nil || !ok {
+		return false
+	}
+	voted, err := s.voters.Voted(ctx, key)
+	return err == nil && voted
 }
 
 // Ready reports whether votes can be admitted: the rebuild is done and the

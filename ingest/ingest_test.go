@@ -68,7 +68,7 @@ func TestRebuildRemembersVoters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !first.HasVoted(p, "d1", netip.Addr{}) || first.HasVoted(p, "d2", netip.Addr{}) {
+	if !first.HasVoted(ctx, p, "d1", netip.Addr{}) || first.HasVoted(ctx, p, "d2", netip.Addr{}) {
 		t.Fatal("HasVoted wrong before restart")
 	}
 	second := e.service(t)
@@ -79,7 +79,7 @@ func TestRebuildRemembersVoters(t *testing.T) {
 	if err != nil || again.VoteID != acc.VoteID {
 		t.Fatalf("retry after rebuild = %+v, %v; want vote %s", again, err, acc.VoteID)
 	}
-	if !second.HasVoted(p, "d1", netip.Addr{}) {
+	if !second.HasVoted(ctx, p, "d1", netip.Addr{}) {
 		t.Fatal("HasVoted forgot d1")
 	}
 	if last, _ := votelog.LastSeq(ctx, e.js); last != 1 {

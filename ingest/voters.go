@@ -1,8 +1,7 @@
 package ingest
 
 import (
-	"encoding/binary"
-	"sync"
+	"context"
 )
 
 // voterKey is the keyed hash that stands for one voter of one poll.
@@ -11,42 +10,7 @@ type voterKey [16]byte
 // voteID is the binary form of a vote ID.
 type voteID [16]byte
 
-type claim struct {
-	vote      voteID
-	inflight  int32
-	committed bool
-}
-
-// Voters remembers which voter voted in which poll, in memory: the
-// single-process dedupe registry. It is rebuilt from the log at start (see
-// Service.Rebuild), so a restart forgets nobody.
-//
-// A claim is taken before a vote is published and committed once the log
-// stored it; a failed publish releases it, so a voter whose vote was not
-// stored can vote again. Two concurrent votes of one voter cannot both claim.
-type Voters struct {
-	shards [64]voterShard
-}
-
-type voterShard struct {
-	mu sync.Mutex
-	m  map[voterKey]claim
-}
-
-// NewVoters returns an empty registry.
-func NewVoters() *Voters {
-	v := &Voters{}
-	for i := range v.shards {
-		v.shards[i].m = make(map[voterKey]claim)
-	}
-	return v
-}
-
-func (v *Voters) shard(k voterKey) *voterShard {
-	return &v.shards[binary.LittleEndian.Uint64(k[:8])%uint64(len(v.shards))]
-}
-
-// claimResult is the answer of Claim.
+// claimResult is the answer of Voters.Claim.
 type claimResult int
 
 const (
@@ -55,76 +19,27 @@ const (
 	claimTaken                     // another vote of the voter holds the claim
 )
 
-// Claim reserves the voter for vote id. A retry of the same vote (same id)
-// shares an in-flight claim, and learns when the vote is already stored.
-func (v *Voters) Claim(k voterKey, id voteID) claimResult {
-	s := v.shard(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.m[k]
-	switch {
-	case ok && c.vote != id:
-		return claimTaken
-	case ok && c.committed:
-		return claimStored
-	}
-	c.vote = id
-	c.inflight++
-	s.m[k] = c
-	return claimed
-}
-
-// Finish ends a claim taken by Claim: stored reports whether the log stored
-// the vote.
-func (v *Voters) Finish(k voterKey, stored bool) {
-	s := v.shard(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.m[k]
-	if !ok {
-		return
-	}
-	c.inflight--
-	if stored {
-		c.committed = true
-	}
-	if !c.committed && c.inflight <= 0 {
-		delete(s.m, k)
-		return
-	}
-	s.m[k] = c
-}
-
-// Record notes that the voter voted with vote id, without claiming
-// anything: for polls without dedupe and for the rebuild from the log. The
-// first stored vote of a voter stays the one remembered.
-func (v *Voters) Record(k voterKey, id voteID) {
-	s := v.shard(k)
-	s.mu.Lock()
-	if c, ok := s.m[k]; !ok || !c.committed {
-		c.vote, c.committed = id, true
-		s.m[k] = c
-	}
-	s.mu.Unlock()
-}
-
-// Voted reports whether a stored vote of the voter is known.
-func (v *Voters) Voted(k voterKey) bool {
-	s := v.shard(k)
-	s.mu.Lock()
-	c, ok := s.m[k]
-	s.mu.Unlock()
-	return ok && c.committed
-}
-
-// Len returns the number of voters remembered.
-func (v *Voters) Len() int {
-	n := 0
-	for i := range v.shards {
-		s := &v.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
+// Voters is the dedupe registry: which voter voted in which poll.
+//
+// Ingest takes a claim before it publishes a vote of a deduplicated poll,
+// and finishes it once the outcome is known: a stored vote commits the
+// claim, a failed publish releases it so the voter may try again. Two
+// concurrent votes of one voter — on one ingest node or several sharing
+// the registry — cannot both claim; a retry of the same vote (same vote ID,
+// from the same idempotency key) shares the claim and, once the vote is
+// stored, learns so (claimStored) instead of publishing again.
+//
+// Implementations are safe for concurrent use. An error means the registry
+// cannot answer: the vote is refused with 503, never accepted unchecked.
+type Voters interface {
+	Claim(ctx context.Context, k voterKey, id voteID) (claimResult, error)
+	Finish(ctx context.Context, k voterKey, id voteID, stored bool) error
+	// Record notes a stored vote without a claim (polls without dedupe,
+	// rebuilds); the first stored vote of a voter stays the one remembered.
+	Record(ctx context.Context, k voterKey, id voteID) error
+	// Voted reports whether a stored vote of the voter is known.
+	Voted(ctx context.Context, k voterKey) (bool, error)
+	// Durable reports whether the registry outlives the process; one that
+	// does not is rebuilt from the log at start.
+	Durable() bool
 }

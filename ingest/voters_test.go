@@ -1,79 +1,123 @@
 package ingest
 
 import (
+	"context"
+	"os"
 	"sync"
 	"testing"
+
+	"github.com/pollcast/pollcast/internal/testsvc"
 )
 
-func TestVotersClaimLifecycle(t *testing.T) {
-	v := NewVoters()
-	k := voterKey{1}
-	a, b := voteID{1}, voteID{2}
-
-	if got := v.Claim(k, a); got != claimed {
-		t.Fatalf("first claim = %v", got)
-	}
-	if got := v.Claim(k, b); got != claimTaken {
-		t.Fatalf("other vote while in flight = %v", got)
-	}
-	if got := v.Claim(k, a); got != claimed {
-		t.Fatalf("retry of the same vote in flight = %v", got)
-	}
-	v.Finish(k, false) // the retry failed...
-	if v.Voted(k) {
-		t.Fatal("voted before anything was stored")
-	}
-	v.Finish(k, true) // ...the first got stored
-	if !v.Voted(k) {
-		t.Fatal("not voted after the vote was stored")
-	}
-	if got := v.Claim(k, a); got != claimStored {
-		t.Fatalf("retry after storing = %v", got)
-	}
-	if got := v.Claim(k, b); got != claimTaken {
-		t.Fatalf("second vote after storing = %v", got)
-	}
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testsvc.StopAll()
+	os.Exit(code)
 }
 
-func TestVotersFailedPublishReleases(t *testing.T) {
-	v := NewVoters()
-	k := voterKey{7}
-	v.Claim(k, voteID{1})
-	v.Finish(k, false)
-	if got := v.Claim(k, voteID{2}); got != claimed {
-		t.Fatalf("claim after a failed publish = %v, want the voter free again", got)
-	}
-	if v.Len() != 1 {
-		t.Fatalf("Len = %d", v.Len())
-	}
+func TestMemoryVoters(t *testing.T) {
+	testVoters(t, func(*testing.T) Voters { return NewMemoryVoters() })
 }
 
-func TestVotersRecordKeepsFirstStoredVote(t *testing.T) {
-	v := NewVoters()
-	k := voterKey{9}
-	v.Record(k, voteID{1})
-	v.Record(k, voteID{2})
-	if got := v.Claim(k, voteID{1}); got != claimStored {
-		t.Fatalf("claim of the first recorded vote = %v", got)
-	}
+func TestRedisVoters(t *testing.T) {
+	testVoters(t, func(t *testing.T) Voters {
+		rdb, prefix := testsvc.Redis(t)
+		v, err := NewRedisVoters(rdb, RedisVotersConfig{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	})
 }
 
-func TestVotersConcurrentClaimsOneWins(t *testing.T) {
-	v := NewVoters()
-	k := voterKey{3}
-	var wg sync.WaitGroup
-	wins := make(chan voteID, 100)
-	for i := range 100 {
-		wg.Go(func() {
-			id := voteID{byte(i), 1}
-			if v.Claim(k, id) == claimed {
-				wins <- id
-			}
-		})
+// testVoters is the conformance suite of every Voters implementation.
+func testVoters(t *testing.T, newVoters func(*testing.T) Voters) {
+	ctx := context.Background()
+	must := func(r claimResult, err error) claimResult {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
-	wg.Wait()
-	close(wins)
-	if n := len(wins); n != 1 {
-		t.Fatalf("%d claims won, want 1", n)
+	voted := func(v Voters, k voterKey) bool {
+		t.Helper()
+		ok, err := v.Voted(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
 	}
+
+	t.Run("claim lifecycle", func(t *testing.T) {
+		v := newVoters(t)
+		k := voterKey{1}
+		a, b := voteID{1}, voteID{2}
+		if got := must(v.Claim(ctx, k, a)); got != claimed {
+			t.Fatalf("first claim = %v", got)
+		}
+		if got := must(v.Claim(ctx, k, b)); got != claimTaken {
+			t.Fatalf("other vote while in flight = %v", got)
+		}
+		if got := must(v.Claim(ctx, k, a)); got != claimed {
+			t.Fatalf("retry of the same vote in flight = %v", got)
+		}
+		if voted(v, k) {
+			t.Fatal("voted before anything was stored")
+		}
+		if err := v.Finish(ctx, k, a, true); err != nil {
+			t.Fatal(err)
+		}
+		if !voted(v, k) {
+			t.Fatal("not voted after the vote was stored")
+		}
+		if got := must(v.Claim(ctx, k, a)); got != claimStored {
+			t.Fatalf("retry after storing = %v", got)
+		}
+		if got := must(v.Claim(ctx, k, b)); got != claimTaken {
+			t.Fatalf("second vote after storing = %v", got)
+		}
+	})
+
+	t.Run("failed publish releases", func(t *testing.T) {
+		v := newVoters(t)
+		k := voterKey{7}
+		must(v.Claim(ctx, k, voteID{1}))
+		if err := v.Finish(ctx, k, voteID{1}, false); err != nil {
+			t.Fatal(err)
+		}
+		if got := must(v.Claim(ctx, k, voteID{2})); got != claimed {
+			t.Fatalf("claim after a failed publish = %v, want the voter free again", got)
+		}
+	})
+
+	t.Run("record keeps the first stored vote", func(t *testing.T) {
+		v := newVoters(t)
+		k := voterKey{9}
+		_ = v.Record(ctx, k, voteID{1})
+		_ = v.Record(ctx, k, voteID{2})
+		if got := must(v.Claim(ctx, k, voteID{1})); got != claimStored {
+			t.Fatalf("claim of the first recorded vote = %v", got)
+		}
+	})
+
+	t.Run("concurrent claims: one wins", func(t *testing.T) {
+		v := newVoters(t)
+		k := voterKey{3}
+		var wg sync.WaitGroup
+		wins := make(chan voteID, 100)
+		for i := range 100 {
+			wg.Go(func() {
+				id := voteID{byte(i), 1}
+				if r, err := v.Claim(ctx, k, id); err == nil && r == claimed {
+					wins <- id
+				}
+			})
+		}
+		wg.Wait()
+		close(wins)
+		if n := len(wins); n != 1 {
+			t.Fatalf("%d claims won, want 1", n)
+		}
+	})
 }

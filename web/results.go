@@ -15,7 +15,7 @@ import (
 func (s *server) viewerOf(c *gin.Context, p *poll.Poll) poll.Viewer {
 	v := poll.Viewer{Owner: owns(keyOf(c), p)}
 	if !v.Owner && p.ResultsVisibility == poll.VisibleAfterVote {
-		v.Voted = s.Ingest.HasVoted(p, c.Query("voter"), s.clientIP(c.Request))
+		v.Voted = s.Ingest.HasVoted(c.Request.Context(), p, c.Query("voter"), s.clientIP(c.Request))
 	}
 	return v
 }

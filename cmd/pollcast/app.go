@@ -126,9 +126,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.tally.WaitCaughtUp(ctx); err != nil {
 		return err
 	}
-	m.ingest, err = ingest.New(ncIngest, m.catalog, ingest.Config{
-		Shards: m.cfg.Shards, VoteRate: m.cfg.VoteRate, Region: m.cfg.Region, Logger: m.logger, Registerer: reg,
-	})
+	icfg := ingest.Config{Shards: m.cfg.Shards, VoteRate: m.cfg.VoteRate, Region: m.cfg.Region, Logger: m.logger, Registerer: reg}
+	if m.rdb != nil {
+		if icfg.Voters, err = ingest.NewRedisVoters(m.rdb, ingest.RedisVotersConfig{}); err != nil {
+			return err
+		}
+	}
+	m.ingest, err = ingest.New(ncIngest, m.catalog, icfg)
 	if err != nil {
 		return err
 	}

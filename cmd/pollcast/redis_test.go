@@ -76,4 +76,26 @@ func TestRedisFlushAllMidLoad(t *testing.T) {
 	if got := b.total(id); got != want {
 		t.Fatalf("after restart: total %d, want %d", got, want)
 	}
+
+	// One voter, one vote, remembered in Redis across a restart.
+	body := `{"options":["a"],"voter":"after-restart","idempotency_key":"k1"}`
+	first := b.do("POST", "/v1/polls/"+id+"/votes", body)
+	if first.Status != 202 {
+		t.Fatalf("vote: %d %s", first.Status, first.Body)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := startApp(t, cfg)
+	if r := c.do("POST", "/v1/polls/"+id+"/votes", `{"options":["b"],"voter":"after-restart"}`); r.Code() != "already_voted" {
+		t.Fatalf("second vote after restart: %d %s", r.Status, r.Body)
+	}
+	if r := c.do("POST", "/v1/polls/"+id+"/votes", body); r.Status != 202 || r.JSON()["vote_id"] != first.JSON()["vote_id"] {
+		t.Fatalf("retry after restart: %d %s, want vote %v", r.Status, r.Body, first.JSON()["vote_id"])
+	}
+	// With Redis down, a device poll cannot check its voters: 503, never a 202.
+	srv.Stop()
+	if r := c.do("POST", "/v1/polls/"+id+"/votes", `{"options":["b"],"voter":"while-redis-is-down"}`); r.Status != 503 || r.Code() != "overloaded" {
+		t.Fatalf("vote with Redis down: %d %s", r.Status, r.Body)
+	}
 }

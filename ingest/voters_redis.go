@@ -1,0 +1,121 @@
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisVoters keeps the dedupe registry in Redis, shared by every ingest
+// node: one key per voter and poll, "p:<vote id>" while the vote is being
+// published (with a TTL, so a node that dies mid-publish frees the voter)
+// and "c:<vote id>" once the log stored it. It is durable: no rebuild from
+// the log at start.
+type RedisVoters struct {
+	rdb     redis.UniversalClient
+	prefix  string
+	pending time.Duration
+}
+
+var _ Voters = (*RedisVoters)(nil)
+
+// RedisVotersConfig configures NewRedisVoters.
+type RedisVotersConfig struct {
+	// Prefix starts every key. Zero value means "pollcast".
+	Prefix string
+	// PendingTTL is how long an unfinished claim holds a voter. It must be
+	// longer than the publish timeout. Zero value means 30s.
+	PendingTTL time.Duration
+}
+
+// NewRedisVoters returns a registry on rdb.
+func NewRedisVoters(rdb redis.UniversalClient, cfg RedisVotersConfig) (*RedisVoters, error) {
+	if rdb == nil {
+		return nil, errors.New("ingest: redis client is nil")
+	}
+	return &RedisVoters{rdb: rdb, prefix: cmp.Or(cfg.Prefix, "pollcast"), pending: cmp.Or(cfg.PendingTTL, 30*time.Second)}, nil
+}
+
+func (r *RedisVoters) key(k voterKey) string {
+	return r.prefix + ":voter:" + base64.RawURLEncoding.EncodeToString(k[:])
+}
+
+// claimScript: ARGV[1] vote id, ARGV[2] pending TTL in ms. Returns 0
+// claimed, 1 stored, 2 taken.
+var claimScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], 'p:' .. ARGV[1], 'PX', ARGV[2])
+  return 0
+end
+if string.sub(v, 3) ~= ARGV[1] then return 2 end
+if string.sub(v, 1, 1) == 'c' then return 1 end
+return 0
+`)
+
+// releaseScript deletes a claim only while it is this vote's and pending.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == 'p:' .. ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// recordScript stores "c:<id>" unless a stored vote is already there.
+var recordScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 1) == 'c' then return 0 end
+redis.call('SET', KEYS[1], 'c:' .. ARGV[1])
+return 1
+`)
+
+// Claim implements Voters.
+func (r *RedisVoters) Claim(ctx context.Context, k voterKey, id voteID) (claimResult, error) {
+	n, err := claimScript.Run(ctx, r.rdb, []string{r.key(k)}, id.String(), r.pending.Milliseconds()).Int()
+	if err != nil {
+		return 0, fmt.Errorf("ingest: redis claim: %w", err)
+	}
+	return claimResult(n), nil
+}
+
+// Finish implements Voters.
+func (r *RedisVoters) Finish(ctx context.Context, k voterKey, id voteID, stored bool) error {
+	var err error
+	if stored {
+		err = r.rdb.Set(ctx, r.key(k), "c:"+id.String(), 0).Err()
+	} else {
+		err = releaseScript.Run(ctx, r.rdb, []string{r.key(k)}, id.String()).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("ingest: redis finish claim: %w", err)
+	}
+	return nil
+}
+
+// Record implements Voters.
+func (r *RedisVoters) Record(ctx context.Context, k voterKey, id voteID) error {
+	if err := recordScript.Run(ctx, r.rdb, []string{r.key(k)}, id.String()).Err(); err != nil {
+		return fmt.Errorf("ingest: redis record voter: %w", err)
+	}
+	return nil
+}
+
+// Voted implements Voters.
+func (r *RedisVoters) Voted(ctx context.Context, k voterKey) (bool, error) {
+	v, err := r.rdb.Get(ctx, r.key(k)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ingest: redis voted: %w", err)
+	}
+	return len(v) > 2 && v[0] == 'c', nil
+}
+
+// Durable implements Voters.
+func (r *RedisVoters) Durable() bool { return true }
