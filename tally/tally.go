@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the tally metrics. Zero value means no metrics.
 	Registerer prometheus.Registerer
+	// Leases, when set, is a key-value bucket with a TTL through which
+	// several tally processes share the shards: a worker folds a shard only
+	// while it holds the shard's lease, renews it every LeaseRenew, and a
+	// shard whose holder died is taken over once the bucket's TTL expires
+	// its lease. Fencing by the watermark still guards a holder that wakes
+	// up late. Zero value means this process folds every shard.
+	Leases jetstream.KeyValue
+	// LeaseRenew is how often a held lease is renewed and a free one tried.
+	// It must be well under the bucket's TTL. Zero value means 1s.
+	LeaseRenew time.Duration
+	// Owner names this process in the leases. Zero value means a random ID.
+	Owner string
 }
 
 // Tally runs the shard workers.
@@ -60,6 +73,8 @@ func New(js jetstream.JetStream, nc *nats.Conn, store Store, cat *poll.Catalog, 
 	cfg.Shards = cmp.Or(cfg.Shards, votelog.DefaultShards)
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, 4096)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	cfg.LeaseRenew = cmp.Or(cfg.LeaseRenew, time.Second)
+	cfg.Owner = cmp.Or(cfg.Owner, poll.NewID(9))
 	if cfg.Shards < 1 || cfg.BatchSize < 1 {
 		return nil, errors.New("tally: shards and batch size must be positive")
 	}
@@ -151,11 +166,17 @@ func (t *Tally) WaitCaughtUp(ctx context.Context) error {
 }
 
 // runShard follows one shard until ctx ends, starting over from the
-// store's watermark after a fence or an error.
+// store's watermark after a fence or an error; with leases, only while it
+// holds the shard's lease.
 func (t *Tally) runShard(ctx context.Context, shard int) {
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		err := t.follow(ctx, shard)
+		var err error
+		if t.cfg.Leases != nil {
+			err = t.followLeased(ctx, shard)
+		} else {
+			err = t.follow(ctx, shard)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -172,6 +193,60 @@ func (t *Tally) runShard(ctx context.Context, shard int) {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// followLeased waits for the shard's lease, then follows the shard while
+// renewing it; it returns when the lease is lost or ctx ends.
+func (t *Tally) followLeased(ctx context.Context, shard int) error {
+	key := "shard-" + strconv.Itoa(shard)
+	owner := []byte(t.cfg.Owner)
+	tick := time.NewTicker(t.cfg.LeaseRenew)
+	defer tick.Stop()
+	var rev uint64
+	for {
+		var err error
+		if rev, err = t.cfg.Leases.Create(ctx, key, owner); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	t.log.Info("tally: took the lease of a shard", "shard", shard, "owner", t.cfg.Owner)
+	lctx, lost := context.WithCancel(ctx)
+	defer lost()
+	var renewer sync.WaitGroup
+	renewer.Go(func() {
+		defer lost()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+			}
+			r, err := t.cfg.Leases.Update(lctx, key, owner, rev)
+			if err != nil {
+				if lctx.Err() == nil {
+					t.log.Warn("tally: lost the lease of a shard", "shard", shard, "err", err)
+				}
+				return
+			}
+			rev = r
+		}
+	})
+	err := t.follow(lctx, shard)
+	lost()
+	renewer.Wait()
+	// Hand the shard over at once rather than after the TTL.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	_ = t.cfg.Leases.Delete(dctx, key, jetstream.LastRevision(rev))
+	cancel()
+	if ctx.Err() == nil && lctx.Err() != nil {
+		return errors.New("tally: lease lost")
+	}
+	return err
 }
 
 // follow reads the shard from its watermark on and applies batches until

@@ -267,3 +267,66 @@ func TestTwoTalliesOnOneRedisStoreCountOnce(t *testing.T) {
 		t.Fatalf("after a third tally: %+v", c)
 	}
 }
+
+// TestLeasesSplitShardsAndHandOver: two tally processes share the shards
+// through leases; when one stops, the other takes its shards over and
+// every vote is still counted exactly once.
+func TestLeasesSplitShardsAndHandOver(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	leases, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "leases", TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, prefix := testsvc.Redis(t)
+	store, err := tally.NewRedisStore(rdb, tally.RedisConfig{Prefix: prefix, Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startLeased := func(owner string) *tally.Tally {
+		tl, err := tally.New(e.js, e.nc, store, e.cat, tally.Config{Shards: shards, Leases: leases, LeaseRenew: 200 * time.Millisecond, Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tl.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tl.Close)
+		return tl
+	}
+	a := startLeased("a")
+	startLeased("b")
+	var polls []string
+	for range 8 {
+		polls = append(polls, e.newPoll(t))
+	}
+	for _, p := range polls {
+		e.logVotes(t, p, 200, 0)
+	}
+	for _, p := range polls {
+		waitTotal(t, store, p, 200)
+	}
+	owners := map[string]bool{}
+	for s := range shards {
+		if en, err := leases.Get(ctx, fmt.Sprintf("shard-%d", s)); err == nil {
+			owners[string(en.Value())] = true
+		}
+	}
+	t.Logf("lease holders: %v", owners)
+
+	a.Close() // a's shards are handed over
+	handover := time.Now()
+	for _, p := range polls {
+		e.logVotes(t, p, 100, 0)
+	}
+	for _, p := range polls {
+		waitTotal(t, store, p, 300)
+	}
+	t.Logf("all shards folded again %v after one process stopped", time.Since(handover).Round(time.Millisecond))
+	for s := range shards {
+		en, err := leases.Get(ctx, fmt.Sprintf("shard-%d", s))
+		if err != nil || string(en.Value()) != "b" {
+			t.Fatalf("shard %d lease: %v %v, want held by b", s, en, err)
+		}
+	}
+}
