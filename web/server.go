@@ -59,21 +59,9 @@ func New(d Deps, cfg Config) (http.Handler, error) {
 		return nil, errors.New("web: missing dependency")
 	}
 	s := &server{Deps: d, cfg: cfg, log: cmp.Or(cfg.Logger, slog.Default())}
-	r := gin.New()
-	r.HandleMethodNotAllowed = true
-	r.RedirectTrailingSlash = false
-	r.Use(s.recover)
-	r.NoRoute(func(c *gin.Context) { s.fail(c, poll.Errorf(poll.ErrNotFound, "no such endpoint")) })
-	r.NoMethod(func(c *gin.Context) {
-		c.Header("Content-Type", "application/problem+json")
-		c.AbortWithStatus(http.StatusMethodNotAllowed)
-		writeJSONBody(c, Problem{Type: "urn:pollcast:problem:method_not_allowed", Title: "Method not allowed",
-			Status: http.StatusMethodNotAllowed, Code: "method_not_allowed"})
-	})
+	r := s.engine()
 
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})))
+	s.registerOps(r)
 
 	v1 := r.Group("/v1")
 	v1.POST("/polls", s.auth, s.createPoll)
@@ -98,6 +86,38 @@ func New(d Deps, cfg Config) (http.Handler, error) {
 	v1.GET("/keys", s.auth, s.admin, s.listKeys)
 	v1.DELETE("/keys/:id", s.auth, s.admin, s.deleteKey)
 	return r, nil
+}
+
+// NewOps returns the handler of a process that serves no API (a tally or
+// analytics node): healthz, readyz and metrics only.
+func NewOps(gatherer prometheus.Gatherer, ready []Check, logger *slog.Logger) http.Handler {
+	s := &server{Deps: Deps{Gatherer: gatherer, Ready: ready}, log: cmp.Or(logger, slog.Default())}
+	r := s.engine()
+	s.registerOps(r)
+	return r
+}
+
+// engine returns a gin engine answering unknown routes and methods with
+// problem documents.
+func (s *server) engine() *gin.Engine {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.Use(s.recover)
+	r.NoRoute(func(c *gin.Context) { s.fail(c, poll.Errorf(poll.ErrNotFound, "no such endpoint")) })
+	r.NoMethod(func(c *gin.Context) {
+		c.Header("Content-Type", "application/problem+json")
+		c.AbortWithStatus(http.StatusMethodNotAllowed)
+		writeJSONBody(c, Problem{Type: "urn:pollcast:problem:method_not_allowed", Title: "Method not allowed",
+			Status: http.StatusMethodNotAllowed, Code: "method_not_allowed"})
+	})
+	return r
+}
+
+func (s *server) registerOps(r *gin.Engine) {
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})))
 }
 
 // recover turns a panic in a handler into a 500 problem, never a dead process.

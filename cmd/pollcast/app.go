@@ -70,6 +70,10 @@ func (m *Main) Addr() string {
 // log), the realtime hub and the HTTP server. ctx bounds the start only.
 func (m *Main) Run(ctx context.Context) error {
 	gin.SetMode(gin.ReleaseMode)
+	if m.cfg.Roles == nil {
+		m.cfg.AllRoles()
+	}
+	roles := m.cfg.Roles
 	ln, err := net.Listen("tcp", m.cfg.Addr) // listen first: a bad address fails at once
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -79,26 +83,23 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 
-	m.emb, err = votelog.StartEmbedded(filepath.Join(m.cfg.Data, "nats"))
+	if m.cfg.NATS == "" {
+		if m.emb, err = votelog.StartEmbedded(filepath.Join(m.cfg.Data, "nats")); err != nil {
+			return err
+		}
+	}
+	ncMain, err := m.connect("pollcast")
 	if err != nil {
 		return err
 	}
-	ncTally, err := m.connect("pollcast-tally")
-	if err != nil {
-		return err
-	}
-	ncIngest, err := m.connect("pollcast-ingest")
-	if err != nil {
-		return err
-	}
-	js, err := jetstream.New(ncTally)
+	js, err := jetstream.New(ncMain)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := votelog.EnsureStream(ctx, js, votelog.StreamConfig{}); err != nil {
+	if _, err := votelog.EnsureStream(ctx, js, votelog.StreamConfig{Replicas: m.cfg.Replicas}); err != nil {
 		return err
 	}
-	m.catalog, err = poll.OpenCatalog(ctx, js, poll.CatalogConfig{Logger: m.logger})
+	m.catalog, err = poll.OpenCatalog(ctx, js, poll.CatalogConfig{Logger: m.logger, Replicas: m.cfg.Replicas})
 	if err != nil {
 		return err
 	}
@@ -108,69 +109,74 @@ func (m *Main) Run(ctx context.Context) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ready := []web.Check{{Name: "catalog", Check: m.catalog.Ping}}
 
 	m.store, err = m.tallyStore()
 	if err != nil {
 		return err
 	}
-	m.tally, err = tally.New(js, ncTally, m.store, m.catalog, tally.Config{
-		Shards: m.cfg.Shards, Logger: m.logger, Registerer: reg,
-	})
-	if err != nil {
-		return err
-	}
+	ready = append(ready, web.Check{Name: "tally", Check: m.store.Ping})
 	start := time.Now()
-	if err := m.tally.Start(ctx); err != nil {
-		return err
-	}
-	if err := m.tally.WaitCaughtUp(ctx); err != nil {
-		return err
-	}
-	icfg := ingest.Config{Shards: m.cfg.Shards, VoteRate: m.cfg.VoteRate, Region: m.cfg.Region, Logger: m.logger, Registerer: reg}
-	if m.rdb != nil {
-		if icfg.Voters, err = ingest.NewRedisVoters(m.rdb, ingest.RedisVotersConfig{}); err != nil {
+	if roles["tally"] {
+		if err := m.startTally(ctx, js, ncMain, reg); err != nil {
 			return err
 		}
 	}
-	m.ingest, err = ingest.New(ncIngest, m.catalog, icfg)
-	if err != nil {
-		return err
-	}
-	if err := m.ingest.Rebuild(ctx); err != nil {
-		return err
+	if roles["ingest"] {
+		ncIngest, err := m.connect("pollcast-ingest")
+		if err != nil {
+			return err
+		}
+		icfg := ingest.Config{Shards: m.cfg.Shards, VoteRate: m.cfg.VoteRate, Region: m.cfg.Region, Logger: m.logger, Registerer: reg}
+		if m.rdb != nil {
+			if icfg.Voters, err = ingest.NewRedisVoters(m.rdb, ingest.RedisVotersConfig{}); err != nil {
+				return err
+			}
+		}
+		if m.ingest, err = ingest.New(ncIngest, m.catalog, icfg); err != nil {
+			return err
+		}
+		if err := m.ingest.Rebuild(ctx); err != nil {
+			return err
+		}
+		ready = append(ready, web.Check{Name: "log", Check: m.ingest.Ready})
 	}
 	m.logger.Info("rebuilt state from the log", "took", time.Since(start).Round(time.Millisecond))
 
-	if m.cfg.ClickHouse != "" {
-		m.astore, err = analytics.OpenClickHouse(ctx, m.cfg.ClickHouse)
+	if roles["analytics"] || roles["web"] {
+		if m.cfg.ClickHouse != "" {
+			m.astore, err = analytics.OpenClickHouse(ctx, m.cfg.ClickHouse)
+		} else {
+			m.astore, err = analytics.OpenSQLite(ctx, filepath.Join(m.cfg.Data, "analytics.db"))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if roles["analytics"] {
+		if m.sink, err = analytics.NewSink(js, m.astore, analytics.SinkConfig{Logger: m.logger, Registerer: reg}); err != nil {
+			return err
+		}
+		m.sink.Start()
+	}
+	if roles["realtime"] {
+		m.hub, err = realtime.NewHub(ncMain, m.catalog, m.store.Counts, realtime.HubConfig{
+			PingInterval: m.cfg.LivePingInterval, PingTimeout: m.cfg.LivePingTimeout, Logger: m.logger, Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var handler http.Handler
+	if roles["web"] {
+		handler, err = web.New(web.Deps{
+			Catalog: m.catalog, Ingest: m.ingest, Store: m.store, Hub: m.hub, Analytics: m.astore, Gatherer: reg, Ready: ready,
+		}, web.Config{TrustedProxies: m.cfg.TrustedProxies, Logger: m.logger})
+		if err != nil {
+			return err
+		}
 	} else {
-		m.astore, err = analytics.OpenSQLite(ctx, filepath.Join(m.cfg.Data, "analytics.db"))
-	}
-	if err != nil {
-		return err
-	}
-	m.sink, err = analytics.NewSink(js, m.astore, analytics.SinkConfig{Logger: m.logger, Registerer: reg})
-	if err != nil {
-		return err
-	}
-	m.sink.Start()
-
-	m.hub, err = realtime.NewHub(ncTally, m.catalog, m.store.Counts, realtime.HubConfig{
-		PingInterval: m.cfg.LivePingInterval, PingTimeout: m.cfg.LivePingTimeout, Logger: m.logger, Registerer: reg,
-	})
-	if err != nil {
-		return err
-	}
-	handler, err := web.New(web.Deps{
-		Catalog: m.catalog, Ingest: m.ingest, Store: m.store, Hub: m.hub, Analytics: m.astore, Gatherer: reg,
-		Ready: []web.Check{
-			{Name: "log", Check: m.ingest.Ready},
-			{Name: "catalog", Check: m.catalog.Ping},
-			{Name: "tally", Check: m.store.Ping},
-		},
-	}, web.Config{TrustedProxies: m.cfg.TrustedProxies, Logger: m.logger})
-	if err != nil {
-		return err
+		handler = web.NewOps(reg, ready, m.logger)
 	}
 	m.srv = &http.Server{
 		Handler:           handler,
@@ -181,8 +187,37 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()
-	m.logger.Info("pollcast is serving", "addr", "http://"+m.Addr(), "data", m.cfg.Data)
+	m.logger.Info("pollcast is serving", "addr", "http://"+m.Addr(), "data", m.cfg.Data, "roles", m.cfg.Roles)
 	return nil
+}
+
+// startTally starts the shard workers. With a shared (Redis) store on an
+// external NATS, tally processes split the shards through leases;
+// otherwise this process folds every shard and catches up before serving.
+func (m *Main) startTally(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, reg prometheus.Registerer) error {
+	cfg := tally.Config{Shards: m.cfg.Shards, Logger: m.logger, Registerer: reg}
+	shared := m.cfg.NATS != "" && m.rdb != nil
+	if shared {
+		leases, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: "pollcast_tally_leases", TTL: 3 * time.Second, Replicas: m.cfg.Replicas,
+			Description: "which tally process folds which shard",
+		})
+		if err != nil {
+			return fmt.Errorf("tally leases: %w", err)
+		}
+		cfg.Leases = leases
+	}
+	var err error
+	if m.tally, err = tally.New(js, nc, m.store, m.catalog, cfg); err != nil {
+		return err
+	}
+	if err := m.tally.Start(ctx); err != nil {
+		return err
+	}
+	if shared {
+		return nil
+	}
+	return m.tally.WaitCaughtUp(ctx)
 }
 
 // tallyStore returns the memory store, or the Redis store when Redis is configured.
@@ -207,7 +242,16 @@ func (m *Main) tallyStore() (tally.Store, error) {
 }
 
 func (m *Main) connect(name string) (*nats.Conn, error) {
-	nc, err := m.emb.Connect(name)
+	var nc *nats.Conn
+	var err error
+	if m.emb != nil {
+		nc, err = m.emb.Connect(name)
+	} else {
+		nc, err = nats.Connect(m.cfg.NATS, nats.Name(name), nats.MaxReconnects(-1))
+		if err != nil {
+			err = fmt.Errorf("nats: %w", err)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +25,14 @@ type Config struct {
 	ClickHouse string
 	// Redis holds the URLs of the Redis tally store (several: a Redis
 	// Cluster); empty means the memory store, rebuilt from the log at start.
-	Redis          []string
+	Redis []string
+	// NATS is the URL of an external NATS cluster with JetStream; empty
+	// means the embedded server under Data.
+	NATS string
+	// Replicas is the replica count of the stream and buckets (3 on a cluster).
+	Replicas int
+	// Roles are the roles this process runs (all by default).
+	Roles          map[string]bool
 	TrustedProxies []netip.Prefix
 	LogLevel       string
 	LogFormat      string
@@ -51,6 +59,9 @@ var settings = []setting{
 	{"shards", "POLLCAST_SHARDS", "16", "number of tally shards (fixed for the life of a data directory)"},
 	{"region", "POLLCAST_REGION", "local", "deployment region this node tags votes with"},
 	{"clickhouse", "POLLCAST_CLICKHOUSE", "", "ClickHouse DSN for analytics (clickhouse://host:9000/db); default: a SQLite file under --data"},
+	{"nats", "POLLCAST_NATS", "", "URL(s) of an external NATS cluster with JetStream (nats://h1:4222,nats://h2:4222); default: embedded"},
+	{"replicas", "POLLCAST_REPLICAS", "1", "replicas of the vote stream and catalog on an external NATS cluster (3 for R3)"},
+	{"roles", "POLLCAST_ROLES", "ingest,tally,realtime,analytics,web", "roles this process runs"},
 	{"redis", "POLLCAST_REDIS", "", "Redis URL(s) for the tally store (redis://host:6379/0; comma-separated for a cluster); default: memory"},
 	{"trusted-proxies", "POLLCAST_TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed"},
 	{"log-level", "POLLCAST_LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -127,6 +138,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		check("trusted-proxies", err)
 		c.TrustedProxies = append(c.TrustedProxies, pfx)
 	}
+	c.NATS = strings.TrimSpace(*vals["nats"])
+	_, err = fmt.Sscan(*vals["replicas"], &c.Replicas)
+	if err == nil && (c.Replicas < 1 || c.Replicas > 5) {
+		err = errors.New("must be 1 to 5")
+	}
+	check("replicas", err)
+	check("roles", c.parseRoles(*vals["roles"]))
+
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -141,4 +160,43 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		check("data", errors.New("must not be empty"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// Roles a process can run.
+var allRoles = []string{"ingest", "tally", "realtime", "analytics", "web"}
+
+// parseRoles reads --roles and checks that the roles can work together.
+func (c *Config) parseRoles(list string) error {
+	c.Roles = map[string]bool{}
+	for _, r := range strings.Split(list, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !slices.Contains(allRoles, r) {
+			return fmt.Errorf("unknown role %q (roles: %s)", r, strings.Join(allRoles, ", "))
+		}
+		c.Roles[r] = true
+	}
+	switch all := len(c.Roles) == len(allRoles); {
+	case len(c.Roles) == 0:
+		return errors.New("name at least one role")
+	case c.Roles["web"] && (!c.Roles["ingest"] || !c.Roles["realtime"]):
+		return errors.New("web serves votes and live results: it needs ingest and realtime in the same process")
+	case !all && c.NATS == "":
+		return errors.New("separate roles share the log: they need --nats (the embedded log lives in one process)")
+	case !all && len(c.Redis) == 0:
+		return errors.New("separate roles share counters and voters: they need --redis")
+	case c.ClickHouse == "" && c.Roles["analytics"] != c.Roles["web"]:
+		return errors.New("the SQLite analytics file is read by web and written by analytics in one process: run them together or use --clickhouse")
+	}
+	return nil
+}
+
+// AllRoles sets every role (the single-process default).
+func (c *Config) AllRoles() {
+	c.Roles = map[string]bool{}
+	for _, r := range allRoles {
+		c.Roles[r] = true
+	}
 }

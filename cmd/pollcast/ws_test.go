@@ -31,3 +31,14 @@ func readUntil(ctx context.Context, t testing.TB, c *websocket.Conn, typ string)
 		}
 	}
 }
+
+// readMessage reads one JSON message, returning the read error.
+func readMessage(ctx context.Context, c *websocket.Conn) (map[string]any, error) {
+	_, data, err := c.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	err = json.Unmarshal(data, &m)
+	return m, err
+}

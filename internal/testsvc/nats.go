@@ -3,7 +3,9 @@ package testsvc
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -57,4 +59,25 @@ func (l *Log) Catalog(tb testing.TB) *poll.Catalog {
 	}
 	tb.Cleanup(c.Close)
 	return c
+}
+
+// StartNATSServer starts a NATS server with JetStream listening on a free
+// loopback port, as an external cluster member would, and returns its URL.
+func StartNATSServer(tb testing.TB) string {
+	tb.Helper()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		tb.Fatal("nats server not ready")
+	}
+	tb.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns.ClientURL()
 }
