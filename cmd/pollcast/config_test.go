@@ -1,0 +1,78 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestParseConfig(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     func(string) string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{"defaults", nil, env(), "", func(t *testing.T, c Config) {
+			if c.Addr != "127.0.0.1:8080" || c.Data != "./data" || c.VoteRate != 50 || c.Shards != 16 || len(c.Roles) != 5 || c.Replicas != 1 {
+				t.Fatalf("defaults %+v", c)
+			}
+		}},
+		{"env fallback", nil, env("POLLCAST_ADDR", ":9000", "POLLCAST_VOTE_RATE", "0", "POLLCAST_ADMIN_KEY", "k"), "", func(t *testing.T, c Config) {
+			if c.Addr != ":9000" || c.VoteRate != 0 || c.AdminKey != "k" {
+				t.Fatalf("env %+v", c)
+			}
+		}},
+		{"flag beats env", []string{"--addr", ":1"}, env("POLLCAST_ADDR", ":2"), "", func(t *testing.T, c Config) {
+			if c.Addr != ":1" {
+				t.Fatalf("addr %q", c.Addr)
+			}
+		}},
+		{"trusted proxies", []string{"--trusted-proxies", "10.0.0.0/8, 127.0.0.1,::1"}, env(), "", func(t *testing.T, c Config) {
+			if len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "127.0.0.1/32" {
+				t.Fatalf("proxies %v", c.TrustedProxies)
+			}
+		}},
+		{"distributed roles", []string{"--roles", "tally", "--nats", "nats://n:4222", "--redis", "redis://r:6379"}, env(), "", func(t *testing.T, c Config) {
+			if !c.Roles["tally"] || c.Roles["web"] || c.NATS != "nats://n:4222" || len(c.Redis) != 1 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"bad rate", []string{"--vote-rate", "-1"}, env(), "--vote-rate", nil},
+		{"bad shards", []string{"--shards", "0"}, env(), "--shards", nil},
+		{"bad redis", []string{"--redis", "http://x"}, env(), "--redis", nil},
+		{"unknown role", []string{"--roles", "ingest,magic"}, env(), "unknown role", nil},
+		{"web without ingest", []string{"--roles", "web,realtime", "--nats", "nats://n", "--redis", "redis://r"}, env(), "needs ingest", nil},
+		{"roles without nats", []string{"--roles", "tally", "--redis", "redis://r"}, env(), "--nats", nil},
+		{"roles without redis", []string{"--roles", "tally", "--nats", "nats://n"}, env(), "--redis", nil},
+		{"split sqlite", []string{"--roles", "ingest,realtime,web", "--nats", "nats://n", "--redis", "redis://r"}, env(), "--clickhouse", nil},
+		{"bad log level", []string{"--log-level", "loud"}, env(), "--log-level", nil},
+		{"stray argument", []string{"extra"}, env(), "unexpected", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig(tt.args, tt.env, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
