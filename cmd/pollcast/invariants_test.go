@@ -364,9 +364,10 @@ func freeAddr(t testing.TB) string {
 
 // startChild starts this test binary as `pollcast serve` and waits until
 // it is ready.
-func startChild(t testing.TB, addr, dir string) *exec.Cmd {
+func startChild(t testing.TB, addr, dir string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--addr", addr, "--data", dir, "--vote-rate", "0", "--shards", "4", "--log-level", "warn")
+	args := append([]string{"serve", "--addr", addr, "--data", dir, "--vote-rate", "0", "--shards", "4", "--log-level", "warn"}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "POLLCAST_TEST_CHILD=1", "POLLCAST_ADMIN_KEY="+testAdminKey)
 	cmd.Stdout = testWriter{t}
 	cmd.Stderr = testWriter{t}
