@@ -28,6 +28,9 @@ type Config struct {
 	// VoteRate is the per-client vote rate limit in votes/s, with bursts of
 	// 4× that. Zero value means no limit.
 	VoteRate float64
+	// Limiter enforces VoteRate. Zero value means a MemoryLimiter; use a
+	// RedisLimiter to share the limit between ingest nodes.
+	Limiter Limiter
 	// PublishTimeout bounds the wait for the log's acknowledgement; past it
 	// the vote is answered 503 overloaded. Zero value means 5s.
 	PublishTimeout time.Duration
@@ -86,7 +89,7 @@ type Service struct {
 	js      jetstream.JetStream
 	cat     *poll.Catalog
 	voters  Voters
-	lim     *limiter
+	lim     Limiter
 	hash    *hasher
 	cfg     Config
 	m       *metrics
@@ -127,8 +130,12 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel}
 	if cfg.VoteRate > 0 {
-		s.lim = newLimiter(cfg.VoteRate, max(1, int(4*cfg.VoteRate)))
-		s.wg.Go(func() { s.lim.run(ctx) })
+		s.lim = cfg.Limiter
+		if s.lim == nil {
+			mem := NewMemoryLimiter(cfg.VoteRate)
+			s.wg.Go(func() { mem.run(ctx) })
+			s.lim = mem
+		}
 	}
 	return s, nil
 }
@@ -231,7 +238,7 @@ type vote struct {
 // start checks a vote and publishes it without waiting for the ack.
 func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote {
 	v := &vote{}
-	p, err := s.admit(req, now)
+	p, err := s.admit(ctx, req, now)
 	if err != nil {
 		v.err = err
 		return v
@@ -297,9 +304,13 @@ func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote 
 
 // admit checks everything that needs no identity: rate, poll, origin,
 // status, options.
-func (s *Service) admit(req *Request, now time.Time) (*poll.Poll, error) {
+func (s *Service) admit(ctx context.Context, req *Request, now time.Time) (*poll.Poll, error) {
 	if s.lim != nil && !req.Trusted && req.ClientIP.IsValid() {
-		if ok, wait := s.lim.allow(req.ClientIP, now); !ok {
+		ok, wait, err := s.lim.Allow(ctx, clientPrefix(req.ClientIP))
+		if err != nil {
+			s.cfg.Logger.Warn("ingest: rate limit unavailable; letting the vote through", "err", err)
+		}
+		if !ok {
 			return nil, &poll.Error{Code: poll.CodeRateLimited, Detail: "too many votes from this address; slow down", RetryAfter: wait}
 		}
 	}

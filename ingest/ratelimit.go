@@ -1,20 +1,33 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 )
 
-// limiter is a per-client token bucket: Rate votes/s with bursts of Burst.
-// Buckets that sat idle long enough to be full again are dropped by a
-// janitor, so memory follows the number of recently active clients.
-type limiter struct {
+// Limiter is the per-client vote rate limit: rate votes/s with bursts of
+// 4× that, per client prefix (see clientPrefix). Allow takes one vote's
+// worth, or says how long until there is one. Implementations are safe for
+// concurrent use.
+type Limiter interface {
+	Allow(ctx context.Context, client netip.Prefix) (ok bool, retryAfter time.Duration, err error)
+}
+
+// MemoryLimiter keeps token buckets in this process: the limit of a single
+// node. Buckets that sat idle long enough to be full again are dropped by a
+// janitor, so memory follows the number of recently active clients. Choose
+// RedisLimiter when a client's votes reach several ingest nodes.
+type MemoryLimiter struct {
 	rate   rate.Limit
 	burst  int
 	seed   maphash.Seed
@@ -31,8 +44,11 @@ type bucket struct {
 	lastSeen time.Time
 }
 
-func newLimiter(perSecond float64, burst int) *limiter {
-	l := &limiter{rate: rate.Limit(perSecond), burst: burst, seed: maphash.MakeSeed()}
+var _ Limiter = (*MemoryLimiter)(nil)
+
+// NewMemoryLimiter returns a limiter of perSecond votes/s per client.
+func NewMemoryLimiter(perSecond float64) *MemoryLimiter {
+	l := &MemoryLimiter{rate: rate.Limit(perSecond), burst: burstOf(perSecond), seed: maphash.MakeSeed()}
 	for i := range l.shards {
 		l.shards[i].m = make(map[netip.Prefix]*bucket)
 	}
@@ -52,9 +68,20 @@ func clientPrefix(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-// allow takes one token for the client, or returns how long until one is there.
-func (l *limiter) allow(ip netip.Addr, now time.Time) (bool, time.Duration) {
-	key := clientPrefix(ip)
+// burstOf is the burst allowed at a rate: 4× the rate, at least 1.
+func burstOf(perSecond float64) int {
+	return max(1, int(4*perSecond))
+}
+
+// Allow implements Limiter.
+func (l *MemoryLimiter) Allow(_ context.Context, client netip.Prefix) (bool, time.Duration, error) {
+	ok, wait := l.allowAt(client, time.Now())
+	return ok, wait, nil
+}
+
+// allowAt takes one token for the client at time now, or returns how long
+// until one is there.
+func (l *MemoryLimiter) allowAt(key netip.Prefix, now time.Time) (bool, time.Duration) {
 	s := &l.shards[maphash.Comparable(l.seed, key)%uint64(len(l.shards))]
 	s.mu.Lock()
 	b, ok := s.m[key]
@@ -73,7 +100,7 @@ func (l *limiter) allow(ip netip.Addr, now time.Time) (bool, time.Duration) {
 }
 
 // run drops idle buckets until ctx ends.
-func (l *limiter) run(ctx context.Context) {
+func (l *MemoryLimiter) run(ctx context.Context) {
 	// A bucket idle for burst/rate seconds is full again: forgetting it changes nothing.
 	idle := time.Duration(math.Ceil(float64(l.burst)/float64(l.rate))) * time.Second
 	t := time.NewTicker(max(idle, time.Minute))
@@ -95,4 +122,37 @@ func (l *limiter) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// RedisLimiter keeps the limit in Redis (GCRA, through go-redis/redis_rate),
+// shared by every ingest node. When Redis cannot answer it lets the vote
+// through: a rate limit is a soft defence, and the log stays the truth.
+type RedisLimiter struct {
+	lim    *redis_rate.Limiter
+	limit  redis_rate.Limit
+	prefix string
+}
+
+var _ Limiter = (*RedisLimiter)(nil)
+
+// NewRedisLimiter returns a limiter of perSecond votes/s per client on rdb.
+func NewRedisLimiter(rdb redis.UniversalClient, prefix string, perSecond float64) *RedisLimiter {
+	return &RedisLimiter{
+		lim: redis_rate.NewLimiter(rdb),
+		// redis_rate counts whole events per period: a minute keeps fractional rates exact enough.
+		limit:  redis_rate.Limit{Rate: max(1, int(math.Round(perSecond*60))), Period: time.Minute, Burst: burstOf(perSecond)},
+		prefix: cmp.Or(prefix, "pollcast") + ":rate:",
+	}
+}
+
+// Allow implements Limiter.
+func (l *RedisLimiter) Allow(ctx context.Context, client netip.Prefix) (bool, time.Duration, error) {
+	res, err := l.lim.Allow(ctx, l.prefix+client.String(), l.limit)
+	if err != nil {
+		return true, 0, fmt.Errorf("ingest: redis rate limit: %w", err)
+	}
+	if res.Allowed == 0 {
+		return false, res.RetryAfter, nil
+	}
+	return true, 0, nil
 }

@@ -1,30 +1,46 @@
 package ingest
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/pollcast/pollcast/internal/testsvc"
 )
 
-func TestLimiterBurstThenRetryAfter(t *testing.T) {
-	l := newLimiter(2, 8)
-	now := time.Now()
-	ip := netip.MustParseAddr("192.0.2.1")
+func TestMemoryLimiter(t *testing.T) {
+	testLimiter(t, func(rate float64) Limiter { return NewMemoryLimiter(rate) })
+}
+
+func TestRedisLimiter(t *testing.T) {
+	testLimiter(t, func(rate float64) Limiter {
+		rdb, prefix := testsvc.Redis(t)
+		return NewRedisLimiter(rdb, prefix, rate)
+	})
+}
+
+// testLimiter is the conformance suite of every Limiter.
+func testLimiter(t *testing.T, newLimiter func(rate float64) Limiter) {
+	ctx := context.Background()
+	l := newLimiter(2) // bursts of 8
+	client := clientPrefix(netip.MustParseAddr("192.0.2.1"))
 	for i := range 8 {
-		if ok, _ := l.allow(ip, now); !ok {
-			t.Fatalf("vote %d of the burst refused", i)
+		if ok, _, err := l.Allow(ctx, client); !ok || err != nil {
+			t.Fatalf("vote %d of the burst refused: %v", i, err)
 		}
 	}
-	ok, wait := l.allow(ip, now)
-	if ok || wait <= 0 || wait > time.Second {
-		t.Fatalf("over the burst: ok=%v wait=%v, want refused with a wait of about 500ms", ok, wait)
+	ok, wait, err := l.Allow(ctx, client)
+	if ok || err != nil || wait <= 0 || wait > time.Second {
+		t.Fatalf("over the burst: ok=%v wait=%v err=%v, want refused with a wait of about 500ms", ok, wait, err)
 	}
-	if ok, _ := l.allow(ip, now.Add(wait)); !ok {
-		t.Fatal("refused after waiting the advised time")
-	}
-	if ok, _ := l.allow(netip.MustParseAddr("192.0.2.2"), now); !ok {
+	if ok, _, _ := l.Allow(ctx, clientPrefix(netip.MustParseAddr("192.0.2.2"))); !ok {
 		t.Fatal("another client was limited")
 	}
+	testsvc.Eventually(t, 2*time.Second, "a token after the advised wait", func() bool {
+		ok, _, _ := l.Allow(ctx, client)
+		return ok
+	})
 }
 
 func TestClientPrefixGroupsIPv6By64(t *testing.T) {

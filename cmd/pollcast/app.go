@@ -128,10 +128,11 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		icfg := ingest.Config{Shards: m.cfg.Shards, VoteRate: m.cfg.VoteRate, Region: m.cfg.Region, Logger: m.logger, Registerer: reg}
-		if m.rdb != nil {
+		if m.rdb != nil { // several ingest nodes: one voter registry and one rate limit for all
 			if icfg.Voters, err = ingest.NewRedisVoters(m.rdb, ingest.RedisVotersConfig{}); err != nil {
 				return err
 			}
+			icfg.Limiter = ingest.NewRedisLimiter(m.rdb, "", m.cfg.VoteRate)
 		}
 		if m.ingest, err = ingest.New(ncIngest, m.catalog, icfg); err != nil {
 			return err

@@ -111,3 +111,26 @@ func TestDistributedRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitSharedAcrossNodes: a client's votes count against one
+// limit whichever node takes them.
+func TestRateLimitSharedAcrossNodes(t *testing.T) {
+	natsURL := testsvc.StartNATSServer(t)
+	redisSrv := testsvc.StartRedis(t)
+	node := func() *app {
+		return startApp(t, func(c *Config) {
+			c.NATS, c.Redis, c.VoteRate = natsURL, []string{"redis://" + redisSrv.Addr}, 1 // bursts of 4
+		})
+	}
+	a, b := node(), node()
+	id := a.createPoll(map[string]any{"dedupe": "none"})["id"].(string)
+	statuses := map[int]int{}
+	for i := range 8 {
+		n := []*app{a, b}[i%2]
+		statuses[n.do("POST", "/v1/polls/"+id+"/votes", `{"options":["a"]}`).Status]++
+	}
+	// Each node alone would allow 4; shared, the two allow about 4 together.
+	if statuses[202] > 5 || statuses[429] < 3 {
+		t.Fatalf("statuses across two nodes %v: the limit is not shared", statuses)
+	}
+}
