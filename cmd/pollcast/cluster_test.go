@@ -19,9 +19,11 @@ import (
 // TestClusterFaults: a 3-node NATS cluster (streams R3), Redis, ClickHouse,
 // two ingest/web processes and two tally processes. 20,000 votes from
 // concurrent clients that retry with their idempotency keys on the other
-// node; meanwhile an ingest process is SIGKILLed (and restarted), Redis is
-// flushed, and a NATS node goes down and comes back. Afterwards results
-// and analytics count every 202 exactly once, and no voter twice.
+// node; meanwhile a tally process is SIGKILLed (and restarted), an ingest
+// process is SIGKILLed (and restarted), Redis is flushed, a NATS node goes
+// down and comes back, and a tally process is SIGSTOPped past its lease
+// and woken. Afterwards results and analytics count every 202 exactly
+// once, and no voter twice.
 func TestClusterFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and child processes")
@@ -35,8 +37,8 @@ func TestClusterFaults(t *testing.T) {
 		n.start(t)
 		return n
 	}
-	child(freeAddr(t), "tally,analytics")
-	child(freeAddr(t), "tally")
+	tallyA := child(freeAddr(t), "tally,analytics")
+	tallyB := child(freeAddr(t), "tally")
 	ingestA := child(freeAddr(t), "ingest,realtime,web")
 	ingestB := child(freeAddr(t), "ingest,realtime,web")
 	nodes := []*childNode{ingestA, ingestB}
@@ -76,6 +78,11 @@ func TestClusterFaults(t *testing.T) {
 		eventually(t, 3*time.Minute, fmt.Sprintf("%.0f%% of the load", frac*100), func() bool { return sent.Load() >= int64(frac*votes) })
 	}
 	start := time.Now()
+	at(0.1)
+	tallyB.kill(t)
+	t.Logf("SIGKILLed a tally process at %d votes", sent.Load())
+	at(0.15)
+	tallyB.start(t)
 	at(0.2)
 	ingestA.kill(t)
 	t.Logf("SIGKILLed an ingest process at %d votes", sent.Load())
@@ -94,6 +101,17 @@ func TestClusterFaults(t *testing.T) {
 	at(0.8)
 	cluster.Start(1)
 	t.Logf("restarted NATS node 2 at %d votes", sent.Load())
+	at(0.85)
+	if err := tallyA.signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SIGSTOPped a tally process at %d votes", sent.Load())
+	stopped := time.Now()
+	time.Sleep(4 * time.Second) // the fault itself: stalled past the 3 s lease TTL while votes keep coming
+	if err := tallyA.signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SIGCONT after %v, at %d votes", time.Since(stopped).Round(time.Millisecond), sent.Load())
 	wg.Wait()
 	loadDone := time.Now()
 
