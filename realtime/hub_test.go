@@ -124,7 +124,7 @@ func readType(t *testing.T, c *websocket.Conn, typ string) map[string]any {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	testsvc.Eventually(t, 5*time.Second, what, cond)
+	testsvc.Eventually(t, 10*time.Second, what, cond)
 }
 
 func TestFirstMessageFollowsVisibility(t *testing.T) {
@@ -183,7 +183,7 @@ func TestUpdatesAreConflatedAndConverge(t *testing.T) {
 }
 
 func TestStuckViewerIsClosedWithoutDelayingOthers(t *testing.T) {
-	f := newFixture(t, realtime.HubConfig{PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond, MinInterval: 10 * time.Millisecond})
+	f := newFixture(t, realtime.HubConfig{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second, MinInterval: 10 * time.Millisecond})
 	p := f.newPoll(t, poll.CreateInput{})
 	host := strings.TrimPrefix(f.srv.URL, "http://")
 	raw, err := net.Dial("tcp", host)
