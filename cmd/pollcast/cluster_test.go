@@ -20,15 +20,15 @@ import (
 // two ingest/web processes and two tally processes. 20,000 votes from
 // concurrent clients that retry with their idempotency keys on the other
 // node; meanwhile a tally process is SIGKILLed (and restarted), an ingest
-// process is SIGKILLed (and restarted), Redis is flushed, a NATS node goes
-// down and comes back, and a tally process is SIGSTOPped past its lease
+// process is SIGKILLed (and restarted), Redis is flushed, a NATS node is
+// SIGKILLed and restarted, and a tally process is SIGSTOPped past its lease
 // and woken. Afterwards results and analytics count every 202 exactly
 // once, and no voter twice.
 func TestClusterFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and child processes")
 	}
-	cluster := testsvc.StartCluster(t)
+	cluster := testsvc.StartClusterProcs(t)
 	redisSrv := testsvc.StartRedis(t)
 	chDSN := testsvc.ClickHouse(t)
 	common := []string{"--nats", cluster.URLs(), "--replicas", "3", "--redis", "redis://" + redisSrv.Addr, "--clickhouse", chDSN}
@@ -97,7 +97,7 @@ func TestClusterFaults(t *testing.T) {
 	t.Logf("FLUSHALL on Redis at %d votes", sent.Load())
 	at(0.65)
 	cluster.Stop(1)
-	t.Logf("stopped NATS node 2 at %d votes", sent.Load())
+	t.Logf("SIGKILLed NATS node 2 at %d votes", sent.Load())
 	at(0.8)
 	cluster.Start(1)
 	t.Logf("restarted NATS node 2 at %d votes", sent.Load())

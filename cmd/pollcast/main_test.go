@@ -18,6 +18,7 @@ import (
 // TestMain lets the test binary stand in for the pollcast binary: the
 // crash test starts it as a child process with POLLCAST_TEST_CHILD=1.
 func TestMain(m *testing.M) {
+	testsvc.RunNATSNodeFromEnv() // the cluster test's NATS nodes are this binary too
 	if os.Getenv("POLLCAST_TEST_CHILD") == "1" {
 		os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 	}

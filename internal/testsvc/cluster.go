@@ -2,9 +2,14 @@ package testsvc
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,17 +20,63 @@ import (
 
 // Cluster is three NATS servers with JetStream, routed on loopback: the
 // smallest cluster that keeps R3 streams writable when one node is down.
+// Each node is a child process running the test binary, so a node can be
+// killed with SIGKILL.
 type Cluster struct {
 	tb    testing.TB
 	opts  []*server.Options
-	nodes []*server.Server
+	procs []*exec.Cmd
+	waits []chan struct{}
 }
 
-// StartCluster starts a 3-node cluster and waits until JetStream has a
-// meta leader. Nodes are shut down at the end of the test.
-func StartCluster(tb testing.TB) *Cluster {
+// natsNodeEnv carries a child node's options (JSON) to RunNATSNodeFromEnv.
+const natsNodeEnv = "POLLCAST_TEST_NATS_NODE"
+
+type nodeSpec struct {
+	Name      string   `json:"name"`
+	Port      int      `json:"port"`
+	RoutePort int      `json:"route_port"`
+	Routes    []string `json:"routes"`
+	StoreDir  string   `json:"store_dir"`
+}
+
+// RunNATSNodeFromEnv runs a cluster node and never returns when this
+// process was started as one (call it first in TestMain); otherwise it
+// returns at once.
+func RunNATSNodeFromEnv() {
+	raw := os.Getenv(natsNodeEnv)
+	if raw == "" {
+		return
+	}
+	var spec nodeSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "nats node:", err)
+		os.Exit(2)
+	}
+	var routes []*url.URL
+	for _, r := range spec.Routes {
+		u, _ := url.Parse(r)
+		routes = append(routes, u)
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: spec.Name, Host: "127.0.0.1", Port: spec.Port, JetStream: true, StoreDir: spec.StoreDir, NoLog: true,
+		Cluster: server.ClusterOpts{Name: "pollcast-test", Host: "127.0.0.1", Port: spec.RoutePort}, Routes: routes,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nats node:", err)
+		os.Exit(2)
+	}
+	ns.Start()
+	ns.WaitForShutdown()
+	os.Exit(0)
+}
+
+// StartClusterProcs starts a 3-node cluster of child processes running
+// this test binary (whose TestMain calls RunNATSNodeFromEnv) and waits until
+// JetStream has a meta leader. Nodes are killed at the end of the test.
+func StartClusterProcs(tb testing.TB) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb}
+	c := &Cluster{tb: tb, procs: make([]*exec.Cmd, 3), waits: make([]chan struct{}, 3)}
 	clientPorts := []int{freePort(tb), freePort(tb), freePort(tb)}
 	routePorts := []int{freePort(tb), freePort(tb), freePort(tb)}
 	var routes []*url.URL
@@ -34,23 +85,24 @@ func StartCluster(tb testing.TB) *Cluster {
 	}
 	for i := range 3 {
 		c.opts = append(c.opts, &server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: clientPorts[i],
-			JetStream: true, StoreDir: tb.TempDir(), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "pollcast-test", Host: "127.0.0.1", Port: routePorts[i]},
-			Routes:  routes,
+			ServerName: fmt.Sprintf("n%d", i+1), Port: clientPorts[i], StoreDir: tb.TempDir(),
+			Cluster: server.ClusterOpts{Port: routePorts[i]}, Routes: routes,
 		})
 	}
-	c.nodes = make([]*server.Server, 3)
+	c.startAll()
+	return c
+}
+
+func (c *Cluster) startAll() {
 	for i := range 3 {
 		c.Start(i)
 	}
-	tb.Cleanup(func() {
-		for i := range c.nodes {
+	c.tb.Cleanup(func() {
+		for i := range c.procs {
 			c.Stop(i)
 		}
 	})
 	c.waitJetStream()
-	return c
 }
 
 // URLs returns the client URLs of every node, comma-separated.
@@ -65,23 +117,35 @@ func (c *Cluster) URLs() string {
 // Start starts node i (again, on the same ports and store).
 func (c *Cluster) Start(i int) {
 	c.tb.Helper()
-	ns, err := server.NewServer(c.opts[i])
-	if err != nil {
+	o := c.opts[i]
+	spec := nodeSpec{Name: o.ServerName, Port: o.Port, RoutePort: o.Cluster.Port, StoreDir: o.StoreDir}
+	for _, r := range o.Routes {
+		spec.Routes = append(spec.Routes, r.String())
+	}
+	raw, _ := json.Marshal(spec)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), natsNodeEnv+"="+string(raw))
+	if err := cmd.Start(); err != nil {
 		c.tb.Fatal(err)
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		c.tb.Fatalf("nats node %d not ready", i)
-	}
-	c.nodes[i] = ns
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	c.procs[i], c.waits[i] = cmd, done
+	Eventually(c.tb, 30*time.Second, "nats node "+o.ServerName+" listening", func() bool {
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", o.Port), time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
 }
 
-// Stop shuts node i down abruptly for its clients and peers.
+// Stop kills node i with SIGKILL.
 func (c *Cluster) Stop(i int) {
-	if ns := c.nodes[i]; ns != nil {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-		c.nodes[i] = nil
+	if c.procs[i] != nil {
+		_ = c.procs[i].Process.Signal(syscall.SIGKILL)
+		<-c.waits[i]
+		c.procs[i] = nil
 	}
 }
 
