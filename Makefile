@@ -21,9 +21,12 @@ test: lint test-deps unit fuzz
 test-deps:
 	./scripts/test-deps.sh
 
-## unit: every test, race detector on, services required (POLLCAST_TEST_STRICT=1)
+## unit: every test, race detector on, services required (POLLCAST_TEST_STRICT=1); the full log goes to
+## test.log, the screen gets each package's result and the figures tests print (votes, convergence times)
 unit:
-	POLLCAST_TEST_STRICT=1 $(GO) test -race -count=1 -timeout 15m ./...
+	@POLLCAST_TEST_STRICT=1 $(GO) test -race -count=1 -timeout 15m -v ./... > test.log 2>&1; rc=$$?; \
+	grep -E '^(ok|FAIL|--- FAIL|panic:)|^ +[a-z_]+_test\.go:[0-9]+: ' test.log | grep -v 'main_test.go:[0-9]*: time=' ; \
+	if [ $$rc -ne 0 ]; then echo "== tests failed; the end of test.log:"; tail -150 test.log; fi; exit $$rc
 
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:
