@@ -62,6 +62,7 @@ func New(d Deps, cfg Config) (http.Handler, error) {
 	r := s.engine()
 
 	s.registerOps(r)
+	r.GET("/openapi.json", s.openapi)
 
 	v1 := r.Group("/v1")
 	v1.POST("/polls", s.auth, s.createPoll)

@@ -25,8 +25,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	switch cmd {
 	case "serve":
 		return serve(args, getenv, stdout, stderr)
+	case "polls", "results", "watch", "vote", "keys":
+		return runClient(cmd, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, "Usage: pollcast [serve] [flags]\n\nCommands:\n  serve   run every role in one process (the default)\n\nRun 'pollcast serve -h' for the flags.")
+		fmt.Fprint(stdout, "\n"+clientHelp)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "pollcast: unknown command %q (try 'pollcast help')\n", cmd)
