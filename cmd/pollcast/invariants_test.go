@@ -106,8 +106,8 @@ func TestViewersConverge(t *testing.T) {
 	a := startApp(t, func(c *Config) {
 		// Short enough to see the stuck viewer closed within the test, long
 		// enough that a healthy viewer on a loaded machine answers in time.
-		c.LivePingInterval = 500 * time.Millisecond
-		c.LivePingTimeout = 2 * time.Second
+		c.LivePingInterval = time.Second
+		c.LivePingTimeout = 5 * time.Second
 	})
 	id := a.createPoll(map[string]any{"dedupe": "none"})["id"].(string)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
