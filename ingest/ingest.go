@@ -314,7 +314,7 @@ func (s *Service) admit(ctx context.Context, req *Request, now time.Time) (*poll
 			return nil, &poll.Error{Code: poll.CodeRateLimited, Detail: "too many votes from this address; slow down", RetryAfter: wait}
 		}
 	}
-	p, ok := s.cat.Poll(req.PollID)
+	p, ok := s.cat.Fetch(ctx, req.PollID)
 	if !ok {
 		return nil, poll.Errorf(poll.ErrNotFound, "no poll %q", req.PollID)
 	}

@@ -254,6 +254,28 @@ func (c *Catalog) PollOrDeleted(id string) (*Poll, bool) {
 	return e.p, ok
 }
 
+// Fetch is Poll for callers that must not answer "not found" for a poll
+// created a moment ago on another node: on a cache miss it reads the
+// bucket and caches what it finds. It costs I/O only on a miss.
+func (c *Catalog) Fetch(ctx context.Context, id string) (*Poll, bool) {
+	if p, ok := c.Poll(id); ok {
+		return p, true
+	}
+	if id == "" || strings.ContainsAny(id, ".*> ") {
+		return nil, false
+	}
+	e, err := c.kv.Get(ctx, pollPrefix+id)
+	if err != nil {
+		return nil, false
+	}
+	var p Poll
+	if err := json.Unmarshal(e.Value(), &p); err != nil {
+		return nil, false
+	}
+	c.storePoll(&p, e.Revision())
+	return c.Poll(id)
+}
+
 // Deleted reports whether the poll was deleted. Unknown polls are not: a
 // poll created on another node may not have reached this one yet.
 func (c *Catalog) Deleted(id string) bool {

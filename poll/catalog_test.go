@@ -230,3 +230,26 @@ func TestCatalogKeysAndRestart(t *testing.T) {
 		t.Fatalf("second delete = %v", err)
 	}
 }
+
+// TestCatalogFetchReadsThrough: a poll created on one node is found on
+// another at once, before that node's watch delivers it.
+func TestCatalogFetchReadsThrough(t *testing.T) {
+	ctx := context.Background()
+	_, js := openJS(t, t.TempDir())
+	a, b := openCatalog(t, js), openCatalog(t, js)
+	for i := range 50 {
+		p := newPoll(t, "k", time.Now())
+		if err := a.CreatePoll(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := b.Fetch(ctx, p.ID); !ok || got.ID != p.ID {
+			t.Fatalf("poll %d not found on the other node right after its creation", i)
+		}
+	}
+	if _, ok := b.Fetch(ctx, "no-such-poll"); ok {
+		t.Fatal("found a poll that does not exist")
+	}
+	if _, ok := b.Fetch(ctx, "bad.*subject"); ok {
+		t.Fatal("found a poll under a wildcard")
+	}
+}

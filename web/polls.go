@@ -86,7 +86,7 @@ func (s *server) listPolls(c *gin.Context) {
 
 // pollOf returns the poll of the :id parameter, or answers 404.
 func (s *server) pollOf(c *gin.Context) (*poll.Poll, bool) {
-	p, ok := s.Catalog.Poll(c.Param("id"))
+	p, ok := s.Catalog.Fetch(c.Request.Context(), c.Param("id"))
 	if !ok {
 		s.fail(c, poll.Errorf(poll.ErrNotFound, "no poll %q", c.Param("id")))
 	}
