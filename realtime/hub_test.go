@@ -3,18 +3,24 @@ package realtime_test
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pollcast/pollcast/internal/testsvc"
 	"github.com/pollcast/pollcast/poll"
@@ -23,12 +29,15 @@ import (
 )
 
 type fixture struct {
-	nc     *nats.Conn
-	cat    *poll.Catalog
-	hub    *realtime.Hub
-	srv    *httptest.Server
-	counts atomic.Pointer[poll.Counts] // what CountsFunc answers
-	viewer realtime.Viewer             // how every connection is served
+	nc       *nats.Conn
+	cat      *poll.Catalog
+	hub      *realtime.Hub
+	srv      *httptest.Server
+	counts   atomic.Pointer[poll.Counts] // what CountsFunc answers
+	storeErr atomic.Pointer[error]       // what CountsFunc fails with, if set
+	viewer   realtime.Viewer             // how every connection is served
+	handlers sync.WaitGroup              // live handlers running
+	running  atomic.Int32
 }
 
 func newFixture(t *testing.T, cfg realtime.HubConfig) *fixture {
@@ -37,7 +46,13 @@ func newFixture(t *testing.T, cfg realtime.HubConfig) *fixture {
 	nc, cat := l.NC, l.Catalog(t)
 	var err error
 	f := &fixture{nc: nc, cat: cat}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
 	f.hub, err = realtime.NewHub(nc, cat, func(_ context.Context, id string) (poll.Counts, error) {
+		if err := f.storeErr.Load(); err != nil {
+			return poll.Counts{}, *err
+		}
 		if c := f.counts.Load(); c != nil {
 			return *c, nil
 		}
@@ -46,13 +61,18 @@ func newFixture(t *testing.T, cfg realtime.HubConfig) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	track := func(serve func(http.ResponseWriter, *http.Request, string, realtime.Viewer)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			f.handlers.Add(1)
+			f.running.Add(1)
+			defer f.handlers.Done()
+			defer f.running.Add(-1)
+			serve(w, r, r.PathValue("id"), f.viewer)
+		}
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/live/{id}", func(w http.ResponseWriter, r *http.Request) {
-		f.hub.ServeWebSocket(w, r, r.PathValue("id"), f.viewer)
-	})
-	mux.HandleFunc("/events/{id}", func(w http.ResponseWriter, r *http.Request) {
-		f.hub.ServeSSE(w, r, r.PathValue("id"), f.viewer)
-	})
+	mux.HandleFunc("/live/{id}", track(f.hub.ServeWebSocket))
+	mux.HandleFunc("/events/{id}", track(f.hub.ServeSSE))
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(func() {
 		f.hub.Close()
@@ -77,8 +97,27 @@ func (f *fixture) newPoll(t *testing.T, in poll.CreateInput) *poll.Poll {
 	return p
 }
 
+func (f *fixture) update(t *testing.T, id string, fn func(p *poll.Poll)) {
+	t.Helper()
+	if _, err := f.cat.UpdatePoll(context.Background(), id, func(p *poll.Poll) (*poll.Poll, error) {
+		fn(p)
+		return p, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) poll(t *testing.T, id string) *poll.Poll {
+	t.Helper()
+	p, ok := f.cat.Poll(id)
+	if !ok {
+		t.Fatalf("poll %s not in the catalog", id)
+	}
+	return p
+}
+
 // publish plays the tally: counts with total n, all on option a.
-func (f *fixture) publish(t *testing.T, pollID string, n int64) {
+func (f *fixture) publish(t testing.TB, pollID string, n int64) {
 	t.Helper()
 	data, _ := json.Marshal(poll.Counts{PollID: pollID, Total: n, Voters: n, Version: n, Options: map[string]int64{"a": n}})
 	if err := f.nc.Publish(votelog.ResultsSubject(pollID), data); err != nil {
@@ -86,11 +125,27 @@ func (f *fixture) publish(t *testing.T, pollID string, n int64) {
 	}
 }
 
-func (f *fixture) dial(t *testing.T, pollID string) *websocket.Conn {
+func (f *fixture) flush(t testing.TB) {
+	t.Helper()
+	if err := f.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) wsURL(pollID string) string {
+	return "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/live/" + pollID
+}
+
+func (f *fixture) dial(t testing.TB, pollID string) *websocket.Conn {
+	t.Helper()
+	return f.dialWith(t, pollID, nil)
+}
+
+func (f *fixture) dialWith(t testing.TB, pollID string, opts *websocket.DialOptions) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(f.srv.URL, "http")+"/live/"+pollID, nil)
+	c, _, err := websocket.Dial(ctx, f.wsURL(pollID), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +153,7 @@ func (f *fixture) dial(t *testing.T, pollID string) *websocket.Conn {
 	return c
 }
 
-func read(t *testing.T, c *websocket.Conn, timeout time.Duration) map[string]any {
+func read(t testing.TB, c *websocket.Conn, timeout time.Duration) map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -113,11 +168,35 @@ func read(t *testing.T, c *websocket.Conn, timeout time.Duration) map[string]any
 	return m
 }
 
-func readType(t *testing.T, c *websocket.Conn, typ string) map[string]any {
+func readType(t testing.TB, c *websocket.Conn, typ string) map[string]any {
 	t.Helper()
 	for {
 		if m := read(t, c, 5*time.Second); m["type"] == typ {
 			return m
+		}
+	}
+}
+
+func send(t testing.TB, c *websocket.Conn, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readUntilClosed reads until the server closes c and returns the error.
+func readUntilClosed(t testing.TB, c *websocket.Conn) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the connection was not closed")
+			}
+			return err
 		}
 	}
 }
@@ -127,123 +206,280 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	testsvc.Eventually(t, 10*time.Second, what, cond)
 }
 
+// follower reads a socket in the background and keeps the newest message.
+type follower struct {
+	last   atomic.Pointer[map[string]any]
+	n      atomic.Int64
+	closed atomic.Bool
+}
+
+func follow(c *websocket.Conn) *follower {
+	fl := &follower{}
+	go func() {
+		defer fl.closed.Store(true)
+		for {
+			_, data, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			var m map[string]any
+			_ = json.Unmarshal(data, &m)
+			fl.last.Store(&m)
+			fl.n.Add(1)
+		}
+	}()
+	return fl
+}
+
+func (fl *follower) total() any {
+	if m := fl.last.Load(); m != nil {
+		return (*m)["total"]
+	}
+	return nil
+}
+
 func TestFirstMessageFollowsVisibility(t *testing.T) {
 	f := newFixture(t, realtime.HubConfig{})
 	always := f.newPoll(t, poll.CreateInput{})
-	hidden := f.newPoll(t, poll.CreateInput{ResultsVisibility: poll.VisibleAfterClose})
+	afterClose := f.newPoll(t, poll.CreateInput{ResultsVisibility: poll.VisibleAfterClose})
+	owner := f.newPoll(t, poll.CreateInput{ResultsVisibility: poll.VisibleOwner})
+	afterVote := f.newPoll(t, poll.CreateInput{ResultsVisibility: poll.VisibleAfterVote})
 	f.counts.Store(&poll.Counts{Total: 7, Version: 7, Options: map[string]int64{"b": 7}})
 
 	m := read(t, f.dial(t, always.ID), 5*time.Second)
-	if m["type"] != "results" || m["total"] != float64(7) || m["poll_id"] != always.ID || m["status"] != "open" {
+	if m["type"] != "results" || m["total"] != float64(7) || m["poll_id"] != always.ID || m["status"] != "open" || m["version"] != float64(7) {
 		t.Fatalf("first message %v", m)
 	}
 	opts := m["options"].([]any)
-	if len(opts) != 2 || opts[1].(map[string]any)["votes"] != float64(7) {
+	if len(opts) != 2 || opts[0].(map[string]any)["votes"] != float64(0) || opts[1].(map[string]any)["votes"] != float64(7) {
 		t.Fatalf("options %v", opts)
 	}
-	if m := read(t, f.dial(t, hidden.ID), 5*time.Second); m["type"] != "hidden" || len(m) != 1 {
-		t.Fatalf("hidden poll first message %v", m)
+	for _, p := range []*poll.Poll{afterClose, owner, afterVote} {
+		if m := read(t, f.dial(t, p.ID), 5*time.Second); m["type"] != "hidden" || len(m) != 1 {
+			t.Fatalf("%s poll, first message %v", p.ResultsVisibility, m)
+		}
+	}
+	f.viewer = realtime.Viewer{Voted: true}
+	if m := read(t, f.dial(t, afterVote.ID), 5*time.Second); m["type"] != "results" {
+		t.Fatalf("after_vote poll, a viewer who voted: %v", m)
 	}
 	f.viewer = realtime.Viewer{Owner: true}
-	if m := read(t, f.dial(t, hidden.ID), 5*time.Second); m["type"] != "results" {
-		t.Fatalf("owner first message %v", m)
+	for _, p := range []*poll.Poll{afterClose, owner} {
+		if m := read(t, f.dial(t, p.ID), 5*time.Second); m["type"] != "results" {
+			t.Fatalf("%s poll, owner's first message %v", p.ResultsVisibility, m)
+		}
 	}
 }
 
 func TestUpdatesAreConflatedAndConverge(t *testing.T) {
-	f := newFixture(t, realtime.HubConfig{MinInterval: 100 * time.Millisecond})
+	const interval = 100 * time.Millisecond
+	f := newFixture(t, realtime.HubConfig{MinInterval: interval})
 	p := f.newPoll(t, poll.CreateInput{})
-	c := f.dial(t, p.ID)
-	read(t, c, 5*time.Second) // initial state
-	start := time.Now()
-	const updates = 1000
-	for i := int64(1); i <= updates; i++ {
-		f.publish(t, p.ID, i)
+
+	// A burst, then a steady stream lasting several intervals.
+	for _, tc := range []struct {
+		name  string
+		until func(i int64, start time.Time) bool
+	}{
+		{"burst of 1000", func(i int64, _ time.Time) bool { return i < 1000 }},
+		{"stream for 600ms", func(_ int64, start time.Time) bool { return time.Since(start) < 600*time.Millisecond }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := f.dial(t, p.ID)
+			first := read(t, c, 5*time.Second) // initial state
+			base := int64(first["total"].(float64))
+			start := time.Now()
+			i := int64(0)
+			for tc.until(i, start) {
+				i++
+				f.publish(t, p.ID, base+i)
+				if i%20 == 0 {
+					f.flush(t) // keep the stream steady rather than one buffered burst
+				}
+			}
+			final := base + i
+			f.flush(t)
+			published := time.Now()
+			got := 0
+			for {
+				m := read(t, c, 2*time.Second)
+				got++
+				if m["total"] == float64(final) {
+					break
+				}
+			}
+			if since := time.Since(published); since > time.Second {
+				t.Fatalf("final results arrived %v after the last update", since)
+			}
+			// At most one message per interval, plus one right away and one for the tail.
+			if limit := int(time.Since(start)/interval) + 2; got > limit {
+				t.Fatalf("%d messages for %d updates in %v: not conflated (limit %d)", got, i, time.Since(start), limit)
+			}
+			t.Logf("%d updates in %v reached the viewer as %d messages", i, published.Sub(start), got)
+		})
 	}
-	if err := f.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	published := time.Now()
-	got := 0
-	for {
-		m := read(t, c, 2*time.Second)
-		got++
-		if m["total"] == float64(updates) {
-			break
-		}
-	}
-	if since := time.Since(published); since > time.Second {
-		t.Fatalf("final results arrived %v after the last update", since)
-	}
-	// At most one message per 100 ms, plus the first one right away.
-	if limit := int(time.Since(start)/(100*time.Millisecond)) + 2; got > limit {
-		t.Fatalf("%d messages for %d updates in %v: not conflated (limit %d)", got, updates, time.Since(start), limit)
-	}
-	t.Logf("%d updates reached the viewer as %d messages", updates, got)
 }
 
-func TestStuckViewerIsClosedWithoutDelayingOthers(t *testing.T) {
-	f := newFixture(t, realtime.HubConfig{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second, MinInterval: 10 * time.Millisecond})
-	p := f.newPoll(t, poll.CreateInput{})
-	host := strings.TrimPrefix(f.srv.URL, "http://")
-	raw, err := net.Dial("tcp", host)
+// metric returns the value of the gauge or counter called name.
+func metric(t testing.TB, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
-	fmt.Fprintf(raw, "GET /live/%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", p.ID, host)
-	if status, _ := bufio.NewReader(raw).ReadString('\n'); !strings.Contains(status, "101") {
-		t.Fatalf("handshake %q", status)
-	}
-	// Healthy viewers read all the time (and so answer pings).
-	var others []chan map[string]any
-	for range 3 {
-		c := f.dial(t, p.ID)
-		ch := make(chan map[string]any, 1000)
-		go func() {
-			defer close(ch)
-			for {
-				_, data, err := c.Read(context.Background())
-				if err != nil {
-					return
-				}
-				var m map[string]any
-				_ = json.Unmarshal(data, &m)
-				ch <- m
-			}
-		}()
-		others = append(others, ch)
-	}
-	waitFor(t, "4 viewers", func() bool { return f.hub.Viewers() == 4 })
-	for i := int64(1); i <= 50; i++ {
-		f.publish(t, p.ID, i)
-	}
-	until := func(ch chan map[string]any, total float64) {
-		t.Helper()
-		timeout := time.After(time.Second)
-		for {
-			select {
-			case m, ok := <-ch:
-				if !ok {
-					t.Fatal("a healthy viewer was closed")
-				}
-				if m["total"] == total {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no results with total %v within 1s", total)
-			}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}
 	}
-	for _, ch := range others {
-		until(ch, 50)
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// rawClient is a WebSocket client that did the handshake and then reads
+// nothing: it never answers pings and lets the server's frames pile up.
+type rawClient struct {
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func dialRaw(t testing.TB, f *fixture, pollID string) *rawClient {
+	t.Helper()
+	host := strings.TrimPrefix(f.srv.URL, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
 	}
-	waitFor(t, "the stuck viewer closed", func() bool { return f.hub.Viewers() == 3 })
-	// The healthy viewers answered their pings and are still served.
-	f.publish(t, p.ID, 51)
-	for _, ch := range others {
-		until(ch, 51)
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET /live/%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", pollID, host)
+	br := bufio.NewReader(conn)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 101 ") {
+		t.Fatalf("handshake %q: %v", status, err)
 	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			return &rawClient{conn: conn, br: br}
+		}
+	}
+}
+
+// closeStatus reads the frames the server sent until its close frame and
+// returns the close status and how many text messages came before.
+func (rc *rawClient) closeStatus(t testing.TB) (code websocket.StatusCode, texts int) {
+	t.Helper()
+	_ = rc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(rc.br, h[:]); err != nil {
+			t.Fatalf("no close frame: %v", err)
+		}
+		n := uint64(h[1] & 0x7f) // server frames are not masked
+		switch n {
+		case 126:
+			var b [2]byte
+			_, _ = io.ReadFull(rc.br, b[:])
+			n = uint64(binary.BigEndian.Uint16(b[:]))
+		case 127:
+			var b [8]byte
+			_, _ = io.ReadFull(rc.br, b[:])
+			n = binary.BigEndian.Uint64(b[:])
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(rc.br, payload); err != nil {
+			t.Fatal(err)
+		}
+		switch h[0] & 0x0f {
+		case 0x1: // text
+			texts++
+		case 0x8: // close
+			if len(payload) < 2 {
+				t.Fatalf("close frame without status: %q", payload)
+			}
+			return websocket.StatusCode(binary.BigEndian.Uint16(payload)), texts
+		}
+	}
+}
+
+func TestManyViewersConvergeDespiteAStuckOne(t *testing.T) {
+	const viewers = 200
+	reg := prometheus.NewPedanticRegistry()
+	f := newFixture(t, realtime.HubConfig{
+		PingInterval: 250 * time.Millisecond, PingTimeout: 3 * time.Second,
+		MinInterval: 20 * time.Millisecond, Registerer: reg,
+	})
+	p := f.newPoll(t, poll.CreateInput{})
+	followers := make([]*follower, viewers)
+	for i := range followers {
+		followers[i] = follow(f.dial(t, p.ID))
+	}
+	waitFor(t, "every viewer connected", func() bool { return f.hub.Viewers() == viewers })
+	stuck := dialRaw(t, f, p.ID)
+	waitFor(t, "the stuck viewer connected", func() bool { return f.hub.Viewers() == viewers+1 })
+	if got := metric(t, reg, "pollcast_realtime_viewers"); got != viewers+1 {
+		t.Fatalf("viewers gauge %v", got)
+	}
+
+	converged := func(final int64) {
+		t.Helper()
+		f.flush(t)
+		published := time.Now()
+		for {
+			behind := 0
+			for _, fl := range followers {
+				if fl.closed.Load() {
+					t.Fatal("a healthy viewer was closed")
+				}
+				if fl.total() != float64(final) {
+					behind++
+				}
+			}
+			if behind == 0 {
+				t.Logf("%d viewers saw total %d within %v", viewers, final, time.Since(published))
+				return
+			}
+			if time.Since(published) > time.Second {
+				t.Fatalf("%d of %d viewers do not show the final results 1s after the last update", behind, viewers)
+			}
+			time.Sleep(2 * time.Millisecond) // polling a condition under a deadline
+		}
+	}
+	const updates = 300
+	for i := int64(1); i <= updates; i++ {
+		f.publish(t, p.ID, i)
+		if i%30 == 0 {
+			f.flush(t)
+		}
+	}
+	converged(updates)
+	var msgs int64
+	for _, fl := range followers {
+		msgs += fl.n.Load()
+	}
+	if perViewer := msgs / viewers; perViewer >= updates/2 {
+		t.Fatalf("%d messages per viewer for %d updates: not conflated", perViewer, updates)
+	}
+
+	// The stuck viewer misses its pongs and is closed with a policy violation.
+	waitFor(t, "the stuck viewer closed", func() bool { return f.hub.Viewers() == viewers })
+	if code, texts := stuck.closeStatus(t); code != websocket.StatusPolicyViolation || texts < 2 {
+		t.Fatalf("stuck viewer closed with %v after %d messages", code, texts)
+	}
+	if got := metric(t, reg, "pollcast_realtime_slow_viewers_closed_total"); got != 1 {
+		t.Fatalf("slow viewers closed: %v", got)
+	}
+	if got := metric(t, reg, "pollcast_realtime_messages_sent_total"); got < viewers*2 {
+		t.Fatalf("messages sent: %v", got)
+	}
+	// The healthy viewers answered their pings all along and are still served.
+	f.publish(t, p.ID, updates+1)
+	converged(updates + 1)
 }
 
 func TestVotesOnTheSocket(t *testing.T) {
@@ -252,8 +488,11 @@ func TestVotesOnTheSocket(t *testing.T) {
 	var votes atomic.Int32
 	f.viewer = realtime.Viewer{Vote: func(_ context.Context, m realtime.VoteMessage) realtime.VoteReply {
 		votes.Add(1)
-		if m.Options[0] != "a" {
+		if len(m.Options) != 1 || m.Options[0] != "a" {
 			return realtime.VoteReply{Status: 422, Code: "invalid_option", Detail: "no such option"}
+		}
+		if m.Voter != "d" || m.IdempotencyKey != "k" {
+			return realtime.VoteReply{Status: 400, Code: "bad_request", Detail: "voter and key not passed on"}
 		}
 		return realtime.VoteReply{Status: 202, VoteID: "vote-1"}
 	}}
@@ -262,9 +501,9 @@ func TestVotesOnTheSocket(t *testing.T) {
 	if m := read(t, c, 5*time.Second); m["type"] != "hidden" {
 		t.Fatalf("after_vote poll before voting: %v", m)
 	}
-	for _, garbage := range []string{"{", `{"type":"vote","options":7}`, `{"type":"hello"}`} {
-		_ = c.Write(ctx, websocket.MessageText, []byte(garbage))
-		if m := read(t, c, 5*time.Second); m["type"] != "error" || m["code"] != "bad_request" {
+	for _, garbage := range []string{"{", "null x", `{"type":"vote","options":7}`, `{"type":"hello"}`, `[1,2]`} {
+		send(t, c, garbage)
+		if m := read(t, c, 5*time.Second); m["type"] != "error" || m["code"] != "bad_request" || m["detail"] == "" {
 			t.Fatalf("garbage %q: %v", garbage, m)
 		}
 	}
@@ -272,26 +511,136 @@ func TestVotesOnTheSocket(t *testing.T) {
 	if m := read(t, c, 5*time.Second); m["type"] != "error" {
 		t.Fatalf("binary frame: %v", m)
 	}
-	_ = c.Write(ctx, websocket.MessageText, []byte(`{"type":"vote","ref":"r1","options":["z"]}`))
+	send(t, c, `{"type":"vote","ref":"r1","options":["z"]}`)
 	if m := read(t, c, 5*time.Second); m["type"] != "vote_result" || m["ref"] != "r1" || m["status"] != float64(422) || m["code"] != "invalid_option" {
 		t.Fatalf("refused vote: %v", m)
 	}
-	_ = c.Write(ctx, websocket.MessageText, []byte(`{"type":"vote","ref":"r2","options":["a"],"voter":"d"}`))
+	send(t, c, `{"type":"vote","ref":"r2","options":["a"],"voter":"d","idempotency_key":"k"}`)
 	if m := read(t, c, 5*time.Second); m["ref"] != "r2" || m["status"] != float64(202) || m["vote_id"] != "vote-1" {
 		t.Fatalf("accepted vote: %v", m)
 	}
 	if m := read(t, c, 5*time.Second); m["type"] != "results" {
 		t.Fatalf("after voting on an after_vote poll: %v", m)
 	}
+	f.publish(t, p.ID, 4)
+	if m := read(t, c, 5*time.Second); m["type"] != "results" || m["total"] != float64(4) {
+		t.Fatalf("update after voting: %v", m)
+	}
 	if votes.Load() != 2 {
 		t.Fatalf("%d votes reached the vote function", votes.Load())
 	}
 	// A message over the limit closes the socket.
 	_ = c.Write(ctx, websocket.MessageText, []byte(`{"type":"vote","voter":"`+strings.Repeat("x", 5000)+`"}`))
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, _, err := c.Read(rctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+	if err := readUntilClosed(t, c); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
 		t.Fatalf("oversized message: %v", err)
+	}
+
+	// Without a vote function, votes are refused, with their ref.
+	f.viewer = realtime.Viewer{}
+	c = f.dial(t, p.ID)
+	read(t, c, 5*time.Second)
+	send(t, c, `{"type":"vote","ref":"x","options":["a"]}`)
+	if m := read(t, c, 5*time.Second); m["type"] != "vote_result" || m["ref"] != "x" || m["status"] != float64(403) || m["code"] != "forbidden" {
+		t.Fatalf("vote on a read-only socket: %v", m)
+	}
+}
+
+func TestSlowVotesDoNotBlockTheSocket(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{PingInterval: 50 * time.Millisecond, PingTimeout: 400 * time.Millisecond})
+	p := f.newPoll(t, poll.CreateInput{})
+	release := make(chan struct{})
+	var calls atomic.Int32
+	f.viewer = realtime.Viewer{Vote: func(ctx context.Context, m realtime.VoteMessage) realtime.VoteReply {
+		calls.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return realtime.VoteReply{Status: 202, VoteID: "v-" + m.Ref}
+	}}
+	var pings atomic.Int32
+	c := f.dialWith(t, p.ID, &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		pings.Add(1)
+		return true
+	}})
+	read(t, c, 5*time.Second)
+	send(t, c, `{"type":"vote","ref":"0","options":["a"]}`)
+	waitFor(t, "the first vote in the vote function", func() bool { return calls.Load() == 1 })
+
+	// While it waits, the socket still reads, answers and writes...
+	send(t, c, `{"type":"nope"}`)
+	if m := read(t, c, 5*time.Second); m["type"] != "error" {
+		t.Fatalf("message during a slow vote: %v", m)
+	}
+	f.publish(t, p.ID, 1)
+	if m := read(t, c, 5*time.Second); m["type"] != "results" || m["total"] != float64(1) {
+		t.Fatalf("results during a slow vote: %v", m)
+	}
+	// ...and its pongs are read: it outlives several ping timeouts.
+	go func() { // keep reading so pings are answered
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, "pings for longer than two ping timeouts", func() bool { return pings.Load() >= 20 })
+	if f.hub.Viewers() != 1 {
+		t.Fatal("the socket was closed during a slow vote")
+	}
+}
+
+func TestVotesOverflowingTheQueueAreAnswered(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{})
+	p := f.newPoll(t, poll.CreateInput{})
+	release := make(chan struct{})
+	var calls atomic.Int32
+	f.viewer = realtime.Viewer{Vote: func(ctx context.Context, m realtime.VoteMessage) realtime.VoteReply {
+		calls.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return realtime.VoteReply{Status: 202, VoteID: "v-" + m.Ref}
+	}}
+	c := f.dial(t, p.ID)
+	read(t, c, 5*time.Second)
+	send(t, c, `{"type":"vote","ref":"0","options":["a"]}`)
+	waitFor(t, "the first vote in the vote function", func() bool { return calls.Load() == 1 })
+	// Vote 0 waits in the vote function; 8 more (the queue) wait for it;
+	// the rest are answered "rate_limited" at once.
+	const more, queued = 20, 8
+	for i := 1; i <= more; i++ {
+		send(t, c, fmt.Sprintf(`{"type":"vote","ref":"%d","options":["a"]}`, i))
+	}
+	answers := map[string]float64{}
+	limited := 0
+	for len(answers) < more+1 {
+		m := read(t, c, 5*time.Second)
+		if m["type"] != "vote_result" {
+			continue
+		}
+		ref := m["ref"].(string)
+		if _, dup := answers[ref]; dup {
+			t.Fatalf("two answers for vote %s", ref)
+		}
+		answers[ref] = m["status"].(float64)
+		switch m["status"] {
+		case float64(429):
+			if m["code"] != "rate_limited" {
+				t.Fatalf("overflow answer %v", m)
+			}
+			if limited++; limited == more-queued {
+				close(release) // every vote was read: the queued ones may go on now
+			}
+		case float64(202):
+			if limited < more-queued {
+				t.Fatalf("vote %s accepted before the overflow was answered", ref)
+			}
+		}
+	}
+	if accepted := len(answers) - limited; accepted != queued+1 || calls.Load() != queued+1 {
+		t.Fatalf("%d votes accepted, %d refused, %d cast", accepted, limited, calls.Load())
 	}
 }
 
@@ -299,117 +648,234 @@ func TestPollChangesReachViewers(t *testing.T) {
 	f := newFixture(t, realtime.HubConfig{})
 	p := f.newPoll(t, poll.CreateInput{ResultsVisibility: poll.VisibleAfterClose})
 	c := f.dial(t, p.ID)
-	read(t, c, 5*time.Second)
-	ctx := context.Background()
-	if _, err := f.cat.UpdatePoll(ctx, p.ID, func(p *poll.Poll) (*poll.Poll, error) {
-		p.ClosedByHand = true
-		return p, nil
-	}); err != nil {
-		t.Fatal(err)
+	if m := read(t, c, 5*time.Second); m["type"] != "hidden" {
+		t.Fatalf("after_close poll while open: %v", m)
 	}
-	if m := readType(t, c, "poll"); m["status"] != "closed" || m["voter_secret"] != nil || m["id"] != p.ID {
+	f.update(t, p.ID, func(p *poll.Poll) { p.Options[0].Label = "Renamed" })
+	m := readType(t, c, "poll")
+	if opts := m["options"].([]any); opts[0].(map[string]any)["label"] != "Renamed" || m["status"] != "open" {
+		t.Fatalf("relabelled poll: %v", m)
+	}
+	f.update(t, p.ID, func(p *poll.Poll) { p.ClosedByHand = true })
+	if m := readType(t, c, "poll"); m["status"] != "closed" || m["voter_secret"] != nil || m["allowed_origins"] != nil || m["id"] != p.ID {
 		t.Fatalf("poll message %v", m)
 	}
 	if m := readType(t, c, "results"); m["status"] != "closed" {
 		t.Fatalf("results once closed: %v", m)
 	}
-	// Closing by the clock.
-	soon := f.newPoll(t, poll.CreateInput{})
-	if _, err := f.cat.UpdatePoll(ctx, soon.ID, func(p *poll.Poll) (*poll.Poll, error) {
-		at := time.Now().Add(300 * time.Millisecond)
-		p.ClosesAt = &at
-		return p, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+
+	// Opening and closing by the clock.
+	soon := f.newPoll(t, poll.CreateInput{ResultsVisibility: poll.VisibleAfterClose})
+	f.update(t, soon.ID, func(p *poll.Poll) {
+		opens, closes := time.Now().Add(300*time.Millisecond), time.Now().Add(600*time.Millisecond)
+		p.OpensAt, p.ClosesAt = &opens, &closes
+	})
 	c2 := f.dial(t, soon.ID)
-	read(t, c2, 5*time.Second)
-	for {
-		if m := readType(t, c2, "poll"); m["status"] == "closed" {
-			break
-		}
+	if m := read(t, c2, 5*time.Second); m["type"] != "hidden" {
+		t.Fatalf("scheduled after_close poll: %v", m)
 	}
-	// Deleting closes the socket normally.
-	if _, err := f.cat.UpdatePoll(ctx, p.ID, func(p *poll.Poll) (*poll.Poll, error) {
+	connectedBeforeOpening := time.Now().Before(*f.poll(t, soon.ID).OpensAt)
+	var statuses []any
+	for len(statuses) == 0 || statuses[len(statuses)-1] != "closed" {
+		statuses = append(statuses, readType(t, c2, "poll")["status"])
+	}
+	if statuses[0] == "scheduled" {
+		statuses = statuses[1:] // the update that set the schedule
+	}
+	if connectedBeforeOpening && (len(statuses) != 2 || statuses[0] != "open") {
+		t.Fatalf("statuses by the clock: %v", statuses)
+	}
+	if m := readType(t, c2, "results"); m["status"] != "closed" {
+		t.Fatalf("after_close results once closed by the clock: %v", m)
+	}
+
+	// Deleting says so and closes the socket normally.
+	f.update(t, p.ID, func(p *poll.Poll) {
 		now := time.Now()
 		p.DeletedAt = &now
-		return p, nil
-	}); err != nil {
+	})
+	if m := readType(t, c, "poll"); m["deleted"] != true || m["status"] != "closed" || m["id"] != p.ID {
+		t.Fatalf("deleted poll message %v", m)
+	}
+	if err := readUntilClosed(t, c); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("deleted poll: %v", err)
+	}
+}
+
+func TestSubscriptionFollowsViewers(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{})
+	p := f.newPoll(t, poll.CreateInput{})
+	base := f.nc.NumSubscriptions()
+	a, b := f.dial(t, p.ID), f.dial(t, p.ID)
+	read(t, a, 5*time.Second)
+	read(t, b, 5*time.Second)
+	if n := f.nc.NumSubscriptions(); n != base+1 {
+		t.Fatalf("%d subscriptions for two viewers of one poll, want %d", n, base+1)
+	}
+	a.CloseNow()
+	waitFor(t, "one viewer left", func() bool { return f.hub.Viewers() == 1 })
+	if n := f.nc.NumSubscriptions(); n != base+1 {
+		t.Fatalf("%d subscriptions with a viewer left, want %d", n, base+1)
+	}
+	b.CloseNow()
+	waitFor(t, "the subscription dropped", func() bool { return f.nc.NumSubscriptions() == base && f.hub.Viewers() == 0 })
+
+	// Old counts never replace newer ones.
+	c := f.dial(t, p.ID)
+	read(t, c, 5*time.Second)
+	f.publish(t, p.ID, 5)
+	if m := read(t, c, 5*time.Second); m["total"] != float64(5) {
+		t.Fatalf("update: %v", m)
+	}
+	f.publish(t, p.ID, 3)
+	f.publish(t, p.ID, 6)
+	if m := read(t, c, 5*time.Second); m["total"] != float64(6) {
+		t.Fatalf("after an old update, got %v", m)
+	}
+}
+
+func TestResyncRecoversLostUpdates(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{ResyncInterval: 50 * time.Millisecond})
+	p := f.newPoll(t, poll.CreateInput{})
+	c := f.dial(t, p.ID)
+	read(t, c, 5*time.Second)
+	// The store moved on, but its publication never arrived.
+	f.counts.Store(&poll.Counts{PollID: p.ID, Total: 9, Version: 9, Options: map[string]int64{"b": 9}})
+	if m := read(t, c, 5*time.Second); m["total"] != float64(9) {
+		t.Fatalf("after a resync: %v", m)
+	}
+}
+
+func TestStoreDownRefusesViewers(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{})
+	p := f.newPoll(t, poll.CreateInput{})
+	down := errors.New("store down")
+	f.storeErr.Store(&down)
+	if err := readUntilClosed(t, f.dial(t, p.ID)); websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
+		t.Fatalf("socket while the store is down: %v", err)
+	}
+	resp, err := http.Get(f.srv.URL + "/events/" + p.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	for {
-		_, _, err := c.Read(rctx)
-		if err != nil {
-			if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
-				t.Fatalf("deleted poll: %v", err)
-			}
-			break
-		}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("SSE while the store is down: %d %v", resp.StatusCode, resp.Header)
+	}
+	if n := f.hub.Viewers(); n != 0 {
+		t.Fatalf("%d viewers", n)
+	}
+	f.storeErr.Store(nil)
+	if m := read(t, f.dial(t, p.ID), 5*time.Second); m["type"] != "results" {
+		t.Fatalf("once the store is back: %v", m)
 	}
 }
 
 func TestServerSentEvents(t *testing.T) {
-	f := newFixture(t, realtime.HubConfig{})
-	p := f.newPoll(t, poll.CreateInput{})
+	f := newFixture(t, realtime.HubConfig{KeepAlive: 50 * time.Millisecond})
+	always := f.newPoll(t, poll.CreateInput{})
+	afterClose := f.newPoll(t, poll.CreateInput{ResultsVisibility: poll.VisibleAfterClose})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/events/"+p.ID, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+
+	type stream struct {
+		next         func() (string, map[string]any)
+		untilComment func()
 	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Fatalf("Content-Type %q", ct)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	next := func() (string, map[string]any) {
-		event := ""
-		for sc.Scan() {
-			line := sc.Text()
-			if v, ok := strings.CutPrefix(line, "event: "); ok {
-				event = v
-			}
-			if v, ok := strings.CutPrefix(line, "data: "); ok {
-				var m map[string]any
-				if err := json.Unmarshal([]byte(v), &m); err != nil {
-					t.Fatal(err)
-				}
-				return event, m
-			}
+	open := func(pollID string) stream {
+		req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/events/"+pollID, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Fatalf("stream ended: %v", sc.Err())
-		return "", nil
+		t.Cleanup(func() { resp.Body.Close() })
+		if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != "text/event-stream" || cc != "no-cache" {
+			t.Fatalf("Content-Type %q, Cache-Control %q", ct, cc)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		return stream{
+			next: func() (string, map[string]any) {
+				event := ""
+				for sc.Scan() {
+					line := sc.Text()
+					if v, ok := strings.CutPrefix(line, "event: "); ok {
+						event = v
+					}
+					if v, ok := strings.CutPrefix(line, "data: "); ok {
+						var m map[string]any
+						if err := json.Unmarshal([]byte(v), &m); err != nil {
+							t.Fatal(err)
+						}
+						if event != m["type"] {
+							t.Fatalf("event %q carries a %v message", event, m["type"])
+						}
+						return event, m
+					}
+				}
+				t.Fatalf("stream ended: %v", sc.Err())
+				return "", nil
+			},
+			untilComment: func() {
+				for sc.Scan() {
+					if strings.HasPrefix(sc.Text(), ":") {
+						return
+					}
+				}
+				t.Fatalf("stream ended: %v", sc.Err())
+			},
+		}
 	}
-	if ev, m := next(); ev != "results" || m["type"] != "results" || m["total"] != float64(0) {
+
+	s := open(always.ID)
+	if ev, m := s.next(); ev != "results" || m["total"] != float64(0) || m["poll_id"] != always.ID {
 		t.Fatalf("first event %s %v", ev, m)
 	}
-	f.publish(t, p.ID, 3)
-	if ev, m := next(); ev != "results" || m["total"] != float64(3) {
+	f.publish(t, always.ID, 3)
+	if ev, m := s.next(); ev != "results" || m["total"] != float64(3) {
 		t.Fatalf("update %s %v", ev, m)
 	}
-	waitFor(t, "one viewer", func() bool { return f.hub.Viewers() == 1 })
+
+	h := open(afterClose.ID)
+	if ev, m := h.next(); ev != "hidden" || len(m) != 1 {
+		t.Fatalf("after_close poll over SSE: %s %v", ev, m)
+	}
+	f.update(t, afterClose.ID, func(p *poll.Poll) { p.ClosedByHand = true })
+	if ev, m := h.next(); ev != "poll" || m["status"] != "closed" {
+		t.Fatalf("poll change over SSE: %s %v", ev, m)
+	}
+	if ev, m := h.next(); ev != "results" || m["status"] != "closed" {
+		t.Fatalf("results once closed over SSE: %s %v", ev, m)
+	}
+	s.untilComment() // a keep-alive on an idle stream
+	waitFor(t, "two viewers", func() bool { return f.hub.Viewers() == 2 })
 	cancel()
-	waitFor(t, "the viewer gone", func() bool { return f.hub.Viewers() == 0 })
+	waitFor(t, "the viewers gone", func() bool { return f.hub.Viewers() == 0 && f.running.Load() == 0 })
 }
 
 func TestCloseEndsEveryConnection(t *testing.T) {
 	f := newFixture(t, realtime.HubConfig{})
 	p := f.newPoll(t, poll.CreateInput{})
 	conns := []*websocket.Conn{f.dial(t, p.ID), f.dial(t, p.ID)}
+	errs := make(chan error, len(conns))
 	for _, c := range conns {
 		read(t, c, 5*time.Second)
 		go func() { // keep reading so the closing handshake completes
 			for {
 				if _, _, err := c.Read(context.Background()); err != nil {
+					errs <- err
 					return
 				}
 			}
 		}()
 	}
-	waitFor(t, "two viewers", func() bool { return f.hub.Viewers() == 2 })
+	req, _ := http.NewRequest("GET", f.srv.URL+"/events/"+p.ID, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	waitFor(t, "three viewers", func() bool { return f.hub.Viewers() == 3 })
+
 	done := make(chan struct{})
 	go func() { f.hub.Close(); close(done) }()
 	select {
@@ -420,4 +886,20 @@ func TestCloseEndsEveryConnection(t *testing.T) {
 	if n := f.hub.Viewers(); n != 0 {
 		t.Fatalf("%d viewers after Close", n)
 	}
+	// Close waited for the handlers' work; they return right after it.
+	waitFor(t, "the live handlers returned", func() bool { return f.running.Load() == 0 })
+	for range conns {
+		if err := <-errs; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("socket closed with %v", err)
+		}
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("SSE stream after Close: %v", err)
+	}
+	// A connection after Close is refused at once.
+	c := f.dial(t, p.ID)
+	if err := readUntilClosed(t, c); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("socket after Close: %v", err)
+	}
+	f.handlers.Wait()
 }

@@ -2,6 +2,8 @@ package realtime
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,14 +15,15 @@ import (
 type closeReason int
 
 const (
-	closeClient   closeReason = iota + 1 // the client went away
+	closeClient   closeReason = iota + 1 // the client went away or broke the protocol
 	closeShutdown                        // the hub is closing
 	closeGone                            // the poll was deleted
 	closeSlow                            // the client does not keep up or does not answer
 )
 
 // viewer is one live connection's mailbox. The hub posts into it without
-// ever blocking: the newest state replaces an unsent one.
+// ever blocking: the newest state replaces an unsent one. Only the
+// connection's writer takes messages out.
 type viewer struct {
 	topic   *topic
 	owner   bool
@@ -30,11 +33,15 @@ type viewer struct {
 	wake    chan struct{}          // 1-buffered: "something was posted"
 	replies chan *outMsg           // answers to this client's own messages, in order
 
+	leaveOnce sync.Once
 	closeOnce sync.Once
 	closed    chan struct{}
-	reason    closeReason
+	reason    closeReason // written once, before closed is closed
+	why       error       // what made a slow viewer slow, for the log
 }
 
+// maxPendingReplies bounds the answers waiting for the writer; a client
+// that lets more pile up is closed, so no answer is ever dropped silently.
 const maxPendingReplies = 32
 
 func newViewer(v Viewer) *viewer {
@@ -51,15 +58,17 @@ func (v *viewer) seen() poll.Viewer {
 func (v *viewer) signal() {
 	select {
 	case v.wake <- struct{}{}:
-	default:
+	default: // a wake-up is already pending: the writer will see this post too
 	}
 }
 
+// post replaces the viewer's pending results/hidden state.
 func (v *viewer) post(m *outMsg) {
 	v.state.Store(m)
 	v.signal()
 }
 
+// postPoll replaces the viewer's pending poll message.
 func (v *viewer) postPoll(m *outMsg) {
 	v.pollMsg.Store(m)
 	v.signal()
@@ -71,7 +80,7 @@ func (v *viewer) reply(m *outMsg) {
 	select {
 	case v.replies <- m:
 	default:
-		v.close(closeSlow)
+		v.slow(errors.New("too many answers waiting to be written"))
 	}
 }
 
@@ -82,13 +91,23 @@ func (v *viewer) close(r closeReason) {
 	})
 }
 
-// writeLoop writes what is posted to the viewer until it is closed or ctx
-// ends. write must honour its own deadline. tick, if not nil, calls onTick.
+// slow closes the viewer as too slow, unless it was closed already.
+func (v *viewer) slow(why error) {
+	v.closeOnce.Do(func() {
+		v.reason, v.why = closeSlow, why
+		close(v.closed)
+	})
+}
+
+// writeLoop is a connection's only writer: it writes what is posted to the
+// viewer until the viewer is closed or ctx ends, and returns why. write
+// must honour its own deadline; an error closes the viewer as slow. tick,
+// if not nil, calls onTick (SSE keep-alives).
 func (h *Hub) writeLoop(ctx context.Context, v *viewer, write func(*outMsg) error, tick <-chan time.Time, onTick func() error) closeReason {
 	var lastState *outMsg
 	send := func(m *outMsg) bool {
 		if err := write(m); err != nil {
-			v.close(closeSlow)
+			v.slow(fmt.Errorf("write: %w", err))
 			return false
 		}
 		h.m.sent.Inc()
@@ -97,41 +116,52 @@ func (h *Hub) writeLoop(ctx context.Context, v *viewer, write func(*outMsg) erro
 	for {
 		select {
 		case <-v.closed:
+			if v.reason == closeGone {
+				// The poll was deleted: say so before closing normally.
+				if m := v.pollMsg.Swap(nil); m != nil {
+					send(m)
+				}
+			}
 			return v.reason
 		case <-ctx.Done():
-			return closeClient
+			v.close(closeClient)
+			return v.reason
 		case m := <-v.replies:
 			if !send(m) {
-				return closeSlow
+				return v.reason
 			}
 		case <-v.wake:
-			// Replies queued before this wake-up go first: a voter hears
-			// "202" before the results it unlocked.
+			// Take the state, then the poll message, then the replies, and
+			// write them in the reverse order. Posters queue a reply before
+			// the state it unlocks, and a poll message before the results
+			// it changes, so a voter hears "202" before the results, and
+			// everyone gets a poll change before results that depend on it.
+			state := v.state.Swap(nil)
+			pm := v.pollMsg.Swap(nil)
 			for drained := false; !drained; {
 				select {
 				case m := <-v.replies:
 					if !send(m) {
-						return closeSlow
+						return v.reason
 					}
 				default:
 					drained = true
 				}
 			}
-			if m := v.pollMsg.Swap(nil); m != nil && !send(m) {
-				return closeSlow
+			if pm != nil && !send(pm) {
+				return v.reason
 			}
-			m := v.state.Swap(nil)
-			if m == nil || (m == hiddenMsg && lastState == hiddenMsg) {
+			if state == nil || (state == hiddenMsg && lastState == hiddenMsg) {
 				continue
 			}
-			if !send(m) {
-				return closeSlow
+			if !send(state) {
+				return v.reason
 			}
-			lastState = m
+			lastState = state
 		case <-tick:
 			if err := onTick(); err != nil {
-				v.close(closeSlow)
-				return closeSlow
+				v.slow(fmt.Errorf("keep-alive: %w", err))
+				return v.reason
 			}
 		}
 	}

@@ -3,6 +3,8 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -31,64 +33,106 @@ type errorMessage struct {
 	Detail string `json:"detail"`
 }
 
-// ServeWebSocket upgrades the request and streams the poll's live state
-// until the client leaves, is too slow, or the hub closes. The caller has
-// checked that the poll exists and the Origin is allowed.
+// maxPendingVotes bounds the votes of one socket waiting for the vote
+// function; more are answered 429 rate_limited at once.
+const maxPendingVotes = 8
+
+// ServeWebSocket upgrades the request (it needs an http.ResponseWriter that
+// can hijack an HTTP/1.1 connection, or unwraps to one) and streams the
+// poll's live state until the client leaves, is too slow, or the hub
+// closes. The caller has checked that the poll exists and the Origin is
+// allowed: no origin check is made here. It returns once every goroutine of
+// the connection has ended.
 func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID string, v Viewer) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // the caller checked the Origin against the poll's allowed origins
+		CompressionMode:    websocket.CompressionDisabled,
+	})
 	if err != nil {
 		return // Accept answered the client
 	}
 	c.SetReadLimit(h.cfg.MaxMessageBytes)
 	// The request's context ends with the handler, not with the hijacked
-	// connection: the connection gets a context of its own.
-	ctx, cancel := context.WithCancel(context.Background())
+	// connection: the connection gets a context of its own, which keeps
+	// the request's values.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
 
 	vw := newViewer(v)
 	if err := h.join(ctx, pollID, vw); err != nil {
-		h.log.Warn("realtime: join", "poll", pollID, "err", err)
-		c.Close(websocket.StatusInternalError, "could not follow the poll")
+		code, reason := websocket.StatusGoingAway, "server shutting down"
+		if !errors.Is(err, ErrHubClosed) {
+			h.log.Warn("realtime: join", "poll", pollID, "err", err)
+			code, reason = websocket.StatusTryAgainLater, "live results unavailable"
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { // a reader, so that the closing handshake is bounded
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		})
+		h.closeConn(c, cancel, code, reason)
+		cancel()
+		wg.Wait()
 		return
 	}
+	defer h.conns.Done()
 	defer h.leave(vw)
 
 	var wg sync.WaitGroup
-	wg.Go(func() { h.readLoop(ctx, c, vw, v.Vote) })
-	ping := time.NewTicker(h.cfg.PingInterval)
-	defer ping.Stop()
+	var votes chan VoteMessage
+	if v.Vote != nil {
+		votes = make(chan VoteMessage, maxPendingVotes)
+		wg.Go(func() { h.voteLoop(ctx, vw, votes, v.Vote) })
+	}
+	wg.Go(func() { h.readLoop(ctx, c, vw, votes) })
+	wg.Go(func() { h.pingLoop(ctx, c, vw) })
+
 	reason := h.writeLoop(ctx, vw, func(m *outMsg) error {
 		wctx, wcancel := context.WithTimeout(ctx, h.cfg.WriteTimeout)
 		defer wcancel()
 		return c.Write(wctx, websocket.MessageText, m.data)
-	}, ping.C, func() error {
-		// Ping from its own goroutine so a slow pong never holds up writes.
-		wg.Go(func() {
-			pctx, pcancel := context.WithTimeout(ctx, h.cfg.PingTimeout)
-			defer pcancel()
-			if err := c.Ping(pctx); err != nil && ctx.Err() == nil {
-				vw.close(closeSlow)
-			}
-		})
-		return nil
-	})
+	}, nil, nil)
+	h.leave(vw) // it gets nothing more: no need to wait for the closing handshake
 	switch reason {
 	case closeSlow:
 		h.m.slow.Inc()
-		c.CloseNow() // it does not answer: no closing handshake to wait for
+		h.log.Info("realtime: closing a slow WebSocket", "poll", pollID, "err", vw.why)
+		// It does not read: the close frame is all it may get, no need to
+		// wait long for an answer.
+		h.closeConnWithin(c, cancel, min(h.cfg.WriteTimeout, time.Second), websocket.StatusPolicyViolation, "too slow")
 	case closeShutdown:
-		c.Close(websocket.StatusGoingAway, "server shutting down")
+		h.closeConn(c, cancel, websocket.StatusGoingAway, "server shutting down")
 	case closeGone:
-		c.Close(websocket.StatusNormalClosure, "poll deleted")
+		h.closeConn(c, cancel, websocket.StatusNormalClosure, "poll deleted")
 	default:
-		c.CloseNow()
+		c.CloseNow() // the client is gone, or broke the protocol and was told
 	}
 	cancel()
 	wg.Wait()
 }
 
-// readLoop reads the client's messages until the connection ends.
-func (h *Hub) readLoop(ctx context.Context, c *websocket.Conn, vw *viewer, vote func(context.Context, VoteMessage) VoteReply) {
+// closeConn closes c with a closing handshake that takes at most
+// WriteTimeout.
+func (h *Hub) closeConn(c *websocket.Conn, cancel context.CancelFunc, code websocket.StatusCode, reason string) {
+	h.closeConnWithin(c, cancel, h.cfg.WriteTimeout, code, reason)
+}
+
+// closeConnWithin closes c with a closing handshake that takes at most
+// grace: cancelling the connection's context then makes the library drop
+// the connection (the reader is always inside Read with that context).
+func (h *Hub) closeConnWithin(c *websocket.Conn, cancel context.CancelFunc, grace time.Duration, code websocket.StatusCode, reason string) {
+	t := time.AfterFunc(grace, cancel)
+	defer t.Stop()
+	_ = c.Close(code, reason) // fails when the peer is gone already: nothing more to do
+}
+
+// readLoop reads the client's messages until the connection ends. It never
+// blocks on anything but the socket: votes go to voteLoop, answers to the
+// writer, so pongs are always read in time.
+func (h *Hub) readLoop(ctx context.Context, c *websocket.Conn, vw *viewer, votes chan<- VoteMessage) {
 	defer vw.close(closeClient)
 	for {
 		typ, data, err := c.Read(ctx)
@@ -97,22 +141,73 @@ func (h *Hub) readLoop(ctx context.Context, c *websocket.Conn, vw *viewer, vote 
 		}
 		var in inbound
 		if typ != websocket.MessageText || json.Unmarshal(data, &in) != nil {
-			vw.reply(encode("error", errorMessage{Type: "error", Code: "bad_request", Detail: "send JSON text messages"}))
+			vw.reply(encode("error", errorMessage{Type: "error", Code: "bad_request",
+				Detail: `send JSON text messages such as {"type":"vote","ref":"1","options":["a"]}`}))
 			continue
 		}
 		switch {
 		case in.Type != "vote":
-			vw.reply(encode("error", errorMessage{Type: "error", Code: "bad_request", Detail: "unknown message type"}))
-		case vote == nil:
+			vw.reply(encode("error", errorMessage{Type: "error", Code: "bad_request",
+				Detail: "unknown message type: the only type a client sends is \"vote\""}))
+		case votes == nil:
 			vw.reply(encode("vote_result", voteResult{Type: "vote_result", Ref: in.Ref, Status: http.StatusForbidden,
 				Code: "forbidden", Detail: "voting is not possible on this connection"}))
 		default:
-			rep := vote(ctx, in.VoteMessage)
-			vw.reply(encode("vote_result", voteResult{Type: "vote_result", Ref: in.Ref, Status: rep.Status,
+			select {
+			case votes <- in.VoteMessage:
+			default:
+				vw.reply(encode("vote_result", voteResult{Type: "vote_result", Ref: in.Ref, Status: http.StatusTooManyRequests,
+					Code: "rate_limited", Detail: "too many votes waiting on this connection"}))
+			}
+		}
+	}
+}
+
+// voteLoop casts the socket's votes one at a time, in order, and queues
+// their answers for the writer.
+func (h *Hub) voteLoop(ctx context.Context, vw *viewer, votes <-chan VoteMessage, vote func(context.Context, VoteMessage) VoteReply) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-votes:
+			rep := vote(ctx, m)
+			if ctx.Err() != nil {
+				return // the connection is gone: nobody to answer
+			}
+			vw.reply(encode("vote_result", voteResult{Type: "vote_result", Ref: m.Ref, Status: rep.Status,
 				VoteID: rep.VoteID, Code: rep.Code, Detail: rep.Detail}))
 			if rep.Status == http.StatusAccepted && !vw.voted.Swap(true) {
 				vw.topic.refresh(vw) // after_vote: results are visible now
 			}
+		}
+	}
+}
+
+// pingLoop pings the client every PingInterval and closes a viewer that
+// does not answer within PingTimeout: that also catches a client that
+// never reads while its socket buffers still take our writes.
+func (h *Hub) pingLoop(ctx context.Context, c *websocket.Conn, vw *viewer) {
+	t := time.NewTicker(h.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-vw.closed:
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, h.cfg.PingTimeout)
+		err := c.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				vw.slow(fmt.Errorf("no pong within %v", h.cfg.PingTimeout))
+			} else {
+				vw.close(closeClient) // the connection is gone already
+			}
+			return
 		}
 	}
 }
