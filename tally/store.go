@@ -29,11 +29,13 @@ type PollDelta struct {
 	Total int64
 	// Options maps option ID to added votes.
 	Options map[string]int64
-	// Voters are the voter keys of the votes, one per vote with a voter
-	// (keyed hashes, at most 16 bytes are used). Votes without a voter
-	// count as one distinct voter each and are not listed here.
+	// Voters are the voter keys of the votes, one per vote with a voter,
+	// repeats included: the store counts distinct keys per poll. They are
+	// votelog.Record.Voter, 16-byte keyed hashes (a longer key is hashed to
+	// 16 bytes). Votes without a voter are not listed here but in Anonymous.
 	Voters [][16]byte
-	// Anonymous counts the votes without a voter key.
+	// Anonymous counts the votes without a voter key; each is one more
+	// distinct voter.
 	Anonymous int64
 	// At is the time of the newest vote.
 	At time.Time
@@ -45,23 +47,37 @@ var ErrFenced = errors.New("tally: batch fenced off: the shard's watermark moved
 
 // Store holds the counters of every poll and the watermark of every shard.
 //
-// Apply is called by the one worker that owns a shard, batches of a shard
-// in log order; workers of different shards call it concurrently. Counts is
-// called by any number of request goroutines at any time. Implementations
-// must be safe for that concurrency.
+// Apply is called by the worker that owns a shard, batches of a shard in
+// log order; workers of different shards call it concurrently, and two
+// workers may briefly both believe they own a shard (a restart, a lost
+// lease): fencing on Prev makes exactly one of them win. Counts is called
+// by any number of request goroutines at any time, and by the workers to
+// publish. Implementations must be safe for that concurrency.
+//
+// Errors other than ErrFenced mean "try again": the tally retries the same
+// batch with backoff and never skips it.
 type Store interface {
 	// Watermark returns the stream sequence the shard has applied up to.
-	// Zero means nothing was applied: rebuild the shard from the start of the log.
+	// Zero means nothing was applied: rebuild the shard from the start of
+	// the log.
 	Watermark(ctx context.Context, shard int) (uint64, error)
 	// Apply applies b atomically: the counters of every poll in it and the
-	// shard's new watermark b.Last, or nothing. It returns ErrFenced when
-	// the shard's watermark is not b.Prev.
+	// shard's new watermark b.Last, or nothing. It returns ErrFenced, and
+	// changes nothing, when the shard's watermark is not b.Prev. A batch
+	// without polls only moves the watermark. Apply must not keep b or its
+	// maps and slices: the caller reuses them once it returns.
 	Apply(ctx context.Context, b Batch) error
-	// Counts returns the counts of a poll. An unknown poll has zero counts
-	// (PollID set, Options empty but non-nil), not an error.
+	// Counts returns a copy of the counts of a poll: Total and Options
+	// summed over applied votes, Voters the distinct voter keys plus the
+	// anonymous votes, Version the votes applied so far (it grows with
+	// every change), UpdatedAt the newest applied vote's time. An unknown
+	// or deleted poll has zero counts (PollID set, Options empty but
+	// non-nil), not an error.
 	Counts(ctx context.Context, pollID string) (poll.Counts, error)
-	// DeletePoll forgets the counts of a deleted poll.
+	// DeletePoll forgets the counts of a deleted poll; the web layer calls
+	// it once the catalog marks the poll deleted, after which the tally
+	// skips its votes. Deleting an unknown poll is not an error.
 	DeletePoll(ctx context.Context, pollID string) error
-	// Ping checks that the store answers.
+	// Ping checks that the store answers, for readiness.
 	Ping(ctx context.Context) error
 }

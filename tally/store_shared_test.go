@@ -2,6 +2,7 @@ package tally
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -27,6 +28,8 @@ func pollIn(shard int, name string) string {
 func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	// delta is a poll's increment: total votes, of which one per listed
+	// voter key, the rest anonymous.
 	delta := func(total int64, opts map[string]int64, voters ...byte) *PollDelta {
 		d := &PollDelta{Total: total, Options: opts, At: at}
 		for _, v := range voters {
@@ -42,7 +45,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("Watermark = %d, %v; want 0", m, err)
 		}
 		c, err := s.Counts(ctx, "p")
-		if err != nil || c.PollID != "p" || c.Total != 0 || c.Options == nil {
+		if err != nil || c.PollID != "p" || c.Total != 0 || c.Voters != 0 || c.Version != 0 || c.Options == nil || len(c.Options) != 0 {
 			t.Fatalf("Counts of unknown poll = %+v, %v", c, err)
 		}
 		if err := s.Ping(ctx); err != nil {
@@ -60,72 +63,128 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if err := s.Apply(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		b2 := Batch{Shard: 1, Prev: 5, Last: 9, Polls: map[string]*PollDelta{
-			p: delta(2, map[string]int64{"b": 2}, 2, 3),
-		}}
-		if err := s.Apply(ctx, b2); err != nil {
+		later := delta(2, map[string]int64{"b": 2}, 2, 3)
+		later.At = at.Add(time.Minute)
+		if err := s.Apply(ctx, Batch{Shard: 1, Prev: 5, Last: 9, Polls: map[string]*PollDelta{p: later}}); err != nil {
 			t.Fatal(err)
 		}
 		if m, _ := s.Watermark(ctx, 1); m != 9 {
 			t.Fatalf("watermark %d, want 9", m)
 		}
 		c, _ := s.Counts(ctx, p)
-		// Voters: keys 1, 2, 3 plus one anonymous vote.
-		if c.Total != 5 || c.Options["a"] != 2 || c.Options["b"] != 3 || c.Voters != 4 || c.Version != 5 || !c.UpdatedAt.Equal(at) {
+		// Voters: keys 1, 2, 3 plus one anonymous vote. Version counts
+		// applied votes; UpdatedAt is the newest vote's time.
+		if c.PollID != p || c.Total != 5 || c.Options["a"] != 2 || c.Options["b"] != 3 || c.Voters != 4 ||
+			c.Version != 5 || !c.UpdatedAt.Equal(at.Add(time.Minute)) {
 			t.Fatalf("counts of p = %+v", c)
 		}
-		if c, _ := s.Counts(ctx, q); c.Total != 2 || c.Voters != 1 {
+		// Distinct voters are per poll: key 1 voted twice on q.
+		if c, _ := s.Counts(ctx, q); c.Total != 2 || c.Voters != 1 || !c.UpdatedAt.Equal(at) {
 			t.Fatalf("counts of q = %+v", c)
+		}
+		// An older batch time does not move UpdatedAt back.
+		if err := s.Apply(ctx, Batch{Shard: 1, Prev: 9, Last: 10, Polls: map[string]*PollDelta{p: delta(1, map[string]int64{"a": 1})}}); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := s.Counts(ctx, p); !c.UpdatedAt.Equal(at.Add(time.Minute)) || c.Version != 6 {
+			t.Fatalf("counts of p after an older vote = %+v", c)
 		}
 		// Counts are a copy.
 		c.Options["a"] = 1000
-		if again, _ := s.Counts(ctx, p); again.Options["a"] != 2 {
-			t.Fatal("Counts returned the store's own map")
+		if again, _ := s.Counts(ctx, p); again.Options["a"] != 3 {
+			t.Fatalf("Counts returned the store's own map: %+v", again)
 		}
 	})
 
 	t.Run("fencing", func(t *testing.T) {
-		s := newStore(t)
 		p := pollIn(0, "p")
-		if err := s.Apply(ctx, Batch{Shard: 0, Prev: 0, Last: 10, Polls: map[string]*PollDelta{p: delta(1, map[string]int64{"a": 1})}}); err != nil {
-			t.Fatal(err)
+		one := map[string]*PollDelta{p: delta(1, map[string]int64{"a": 1})}
+		tests := []struct {
+			name    string
+			batch   Batch
+			wantErr error // nil: applied
+		}{
+			{"next batch", Batch{Shard: 0, Prev: 10, Last: 12, Polls: one}, nil},
+			{"stale worker behind", Batch{Shard: 0, Prev: 4, Last: 12, Polls: one}, ErrFenced},
+			{"replay of the first batch", Batch{Shard: 0, Prev: 0, Last: 10, Polls: one}, ErrFenced},
+			{"worker ahead", Batch{Shard: 0, Prev: 11, Last: 12, Polls: one}, ErrFenced},
+			{"empty batch moves the watermark", Batch{Shard: 0, Prev: 10, Last: 11}, nil},
 		}
-		// A stale worker computed its batch against watermark 4.
-		stale := Batch{Shard: 0, Prev: 4, Last: 12, Polls: map[string]*PollDelta{p: delta(5, map[string]int64{"a": 5})}}
-		if err := s.Apply(ctx, stale); !errors.Is(err, ErrFenced) {
-			t.Fatalf("stale batch = %v, want ErrFenced", err)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := newStore(t)
+				if err := s.Apply(ctx, Batch{Shard: 0, Prev: 0, Last: 10, Polls: map[string]*PollDelta{p: delta(1, map[string]int64{"a": 1}, 7)}}); err != nil {
+					t.Fatal(err)
+				}
+				before, _ := s.Counts(ctx, p)
+				err := s.Apply(ctx, tt.batch)
+				if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+					t.Fatalf("Apply = %v, want %v", err, tt.wantErr)
+				}
+				c, _ := s.Counts(ctx, p)
+				m, _ := s.Watermark(ctx, 0)
+				if tt.wantErr != nil {
+					if m != 10 || c.Total != before.Total || c.Version != before.Version || c.Options["a"] != before.Options["a"] {
+						t.Fatalf("fenced batch changed the store: watermark %d, counts %+v", m, c)
+					}
+					return
+				}
+				wantTotal := before.Total
+				if tt.batch.Polls != nil {
+					wantTotal++
+				}
+				if m != tt.batch.Last || c.Total != wantTotal {
+					t.Fatalf("watermark %d, counts %+v; want watermark %d, total %d", m, c, tt.batch.Last, wantTotal)
+				}
+			})
 		}
-		if c, _ := s.Counts(ctx, p); c.Total != 1 {
-			t.Fatalf("fenced batch changed counts: %+v", c)
+	})
+
+	t.Run("many distinct voters", func(t *testing.T) {
+		s := newStore(t)
+		p := pollIn(4, "many")
+		const voters, perBatch = 50_000, 5_000
+		var mark uint64
+		// Every voter votes twice, in different batches.
+		for round := range 2 {
+			for first := 0; first < voters; first += perBatch {
+				d := &PollDelta{Total: perBatch, Options: map[string]int64{"a": perBatch}, At: at}
+				for v := first; v < first+perBatch; v++ {
+					var k [16]byte
+					binary.BigEndian.PutUint64(k[8:], uint64(v)) // keys alike in their first bytes
+					d.Voters = append(d.Voters, k)
+				}
+				if err := s.Apply(ctx, Batch{Shard: 4, Prev: mark, Last: mark + perBatch, Polls: map[string]*PollDelta{p: d}}); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				mark += perBatch
+			}
 		}
-		if m, _ := s.Watermark(ctx, 0); m != 10 {
-			t.Fatalf("fenced batch moved the watermark to %d", m)
-		}
-		// Replaying the first batch is fenced too: never counted twice.
-		if err := s.Apply(ctx, Batch{Shard: 0, Prev: 0, Last: 10}); !errors.Is(err, ErrFenced) {
-			t.Fatalf("replayed batch = %v", err)
-		}
-		// An empty batch still moves the watermark.
-		if err := s.Apply(ctx, Batch{Shard: 0, Prev: 10, Last: 11}); err != nil {
-			t.Fatal(err)
-		}
-		if m, _ := s.Watermark(ctx, 0); m != 11 {
-			t.Fatalf("watermark %d, want 11", m)
+		if c, _ := s.Counts(ctx, p); c.Total != 2*voters || c.Voters != voters {
+			t.Fatalf("counts %+v, want total %d, voters %d", c, 2*voters, voters)
 		}
 	})
 
 	t.Run("delete poll", func(t *testing.T) {
 		s := newStore(t)
-		p := pollIn(2, "p")
-		_ = s.Apply(ctx, Batch{Shard: 2, Prev: 0, Last: 1, Polls: map[string]*PollDelta{p: delta(1, map[string]int64{"a": 1}, 9)}})
+		p, other := pollIn(2, "p"), pollIn(2, "o")
+		_ = s.Apply(ctx, Batch{Shard: 2, Prev: 0, Last: 1, Polls: map[string]*PollDelta{
+			p: delta(1, map[string]int64{"a": 1}, 9), other: delta(1, map[string]int64{"a": 1}, 9),
+		}})
 		if err := s.DeletePoll(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		if c, _ := s.Counts(ctx, p); c.Total != 0 || c.Voters != 0 {
+		if c, _ := s.Counts(ctx, p); c.Total != 0 || c.Voters != 0 || len(c.Options) != 0 || c.Options == nil {
 			t.Fatalf("deleted poll counts %+v", c)
+		}
+		if c, _ := s.Counts(ctx, other); c.Total != 1 {
+			t.Fatalf("DeletePoll touched another poll: %+v", c)
 		}
 		if m, _ := s.Watermark(ctx, 2); m != 1 {
 			t.Fatal("DeletePoll moved a watermark")
+		}
+		if err := s.DeletePoll(ctx, "never-existed"); err != nil {
+			t.Fatalf("DeletePoll of an unknown poll = %v", err)
 		}
 	})
 
@@ -144,7 +203,15 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 						t.Error(err)
 						return
 					}
-					_, _ = s.Counts(ctx, p)
+				}
+			})
+			// A reader of every poll meanwhile, as request goroutines are.
+			wg.Go(func() {
+				for range batches {
+					if _, err := s.Counts(ctx, pollIn(sh, "c")); err != nil {
+						t.Error(err)
+						return
+					}
 				}
 			})
 		}
@@ -154,6 +221,30 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			if c.Total != batches || c.Options["a"] != batches || c.Voters != 5 {
 				t.Fatalf("shard %d counts %+v", sh, c)
 			}
+			if m, _ := s.Watermark(ctx, sh); m != batches {
+				t.Fatalf("shard %d watermark %d", sh, m)
+			}
+		}
+	})
+
+	t.Run("two workers on one shard", func(t *testing.T) {
+		// Both compute their next batch against the same watermark; exactly
+		// one wins, the other is fenced and must not count.
+		s := newStore(t)
+		p := pollIn(5, "race")
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range errs {
+			wg.Go(func() {
+				errs[i] = s.Apply(ctx, Batch{Shard: 5, Prev: 0, Last: 3, Polls: map[string]*PollDelta{p: delta(3, map[string]int64{"a": 3})}})
+			})
+		}
+		wg.Wait()
+		if (errs[0] == nil) == (errs[1] == nil) || !errors.Is(errors.Join(errs...), ErrFenced) {
+			t.Fatalf("Apply results %v, want one nil and one ErrFenced", errs)
+		}
+		if c, _ := s.Counts(ctx, p); c.Total != 3 {
+			t.Fatalf("counts %+v, want total 3", c)
 		}
 	})
 
@@ -164,22 +255,47 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatal(err)
 		}
 		before, _ := s.Counts(ctx, p)
-		if r, ok := s.(interface{ forgetWatermark(int) }); ok {
-			// The watermark is lost but counters survived: a rebuild from
-			// the start must not add to them.
-			r.forgetWatermark(3)
-			if err := s.Apply(ctx, Batch{Shard: 3, Prev: 0, Last: 4, Polls: map[string]*PollDelta{p: delta(4, map[string]int64{"a": 4}, 1, 2)}}); err != nil {
-				t.Fatal(err)
-			}
-			if c, _ := s.Counts(ctx, p); c.Total != before.Total || c.Voters != before.Voters || c.Options["a"] != 4 {
-				t.Fatalf("rebuilt counts %+v, want %+v", c, before)
-			}
+		r, ok := s.(interface{ forgetWatermark(int) })
+		if !ok {
+			t.Skip("the store cannot lose a watermark alone")
+		}
+		// The watermark is lost but counters survived: a rebuild from the
+		// start must not add to them.
+		r.forgetWatermark(3)
+		if err := s.Apply(ctx, Batch{Shard: 3, Prev: 0, Last: 4, Polls: map[string]*PollDelta{p: delta(4, map[string]int64{"a": 4}, 1, 2)}}); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := s.Counts(ctx, p); c.Total != before.Total || c.Voters != before.Voters || c.Options["a"] != 4 {
+			t.Fatalf("rebuilt counts %+v, want %+v", c, before)
 		}
 	})
 }
 
 func TestMemoryStore(t *testing.T) {
 	testStore(t, func(*testing.T) Store { return NewMemoryStore() })
+
+	t.Run("a batch in flight does not bring a deleted poll back", func(t *testing.T) {
+		ctx := context.Background()
+		s := NewMemoryStore()
+		p, q := pollIn(1, "p"), pollIn(1, "q")
+		d := func() *PollDelta { return &PollDelta{Total: 1, Options: map[string]int64{"a": 1}, Anonymous: 1} }
+		if err := s.Apply(ctx, Batch{Shard: 1, Prev: 0, Last: 1, Polls: map[string]*PollDelta{p: d()}}); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.DeletePoll(ctx, p)
+		if err := s.Apply(ctx, Batch{Shard: 1, Prev: 1, Last: 3, Polls: map[string]*PollDelta{p: d(), q: d()}}); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := s.Counts(ctx, p); c.Total != 0 {
+			t.Fatalf("deleted poll counts %+v", c)
+		}
+		if c, _ := s.Counts(ctx, q); c.Total != 1 {
+			t.Fatalf("the other poll of the batch: %+v", c)
+		}
+		if m, _ := s.Watermark(ctx, 1); m != 3 {
+			t.Fatalf("watermark %d, want 3", m)
+		}
+	})
 }
 
 // forgetWatermark drops a shard's watermark the way a partial loss of Redis

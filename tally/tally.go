@@ -25,7 +25,8 @@ type Config struct {
 	// Shards is the number of shards, one worker each. It must match
 	// ingest's. Zero value means votelog.DefaultShards.
 	Shards int
-	// BatchSize caps the votes applied at once. Zero value means 4096.
+	// BatchSize caps the votes applied at once by a shard worker. Zero
+	// value means 4096.
 	BatchSize int
 	// Logger receives operational messages. Zero value means slog.Default().
 	Logger *slog.Logger
@@ -45,7 +46,7 @@ type Config struct {
 	Owner string
 }
 
-// Tally runs the shard workers.
+// Tally runs the shard workers: New, then Start, then Close.
 type Tally struct {
 	js    jetstream.JetStream
 	nc    *nats.Conn
@@ -54,29 +55,38 @@ type Tally struct {
 	cfg   Config
 	log   *slog.Logger
 
-	shards  []*shardState
-	applied prometheus.Counter
-	batches prometheus.Counter
+	shards     []*shardState
+	catchingUp atomic.Uint64 // messages the start-up reader has still to read
+	noCatchUp  bool          // tests: let the shard workers rebuild alone
+	applied    prometheus.Counter
+	batches    prometheus.Counter
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu      sync.Mutex // guards started, closed, cancel
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 type shardState struct {
-	applied atomic.Uint64 // watermark this worker knows is stored
+	applied atomic.Uint64 // watermark this process knows is stored
 	pending atomic.Uint64 // votes of the shard still in the log after the last one read
 }
 
-// New returns a tally over the VOTES stream of js, folding into store and
-// publishing counts through nc. Call Start to run it.
+// New returns a tally over the VOTES stream of js, folding into store,
+// skipping the votes of polls cat knows as deleted, and publishing counts
+// through nc. Call Start to run it.
 func New(js jetstream.JetStream, nc *nats.Conn, store Store, cat *poll.Catalog, cfg Config) (*Tally, error) {
+	if js == nil || nc == nil || store == nil || cat == nil {
+		return nil, errors.New("tally: js, nc, store and catalog are required")
+	}
 	cfg.Shards = cmp.Or(cfg.Shards, votelog.DefaultShards)
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, 4096)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	cfg.LeaseRenew = cmp.Or(cfg.LeaseRenew, time.Second)
 	cfg.Owner = cmp.Or(cfg.Owner, poll.NewID(9))
-	if cfg.Shards < 1 || cfg.BatchSize < 1 {
-		return nil, errors.New("tally: shards and batch size must be positive")
+	if cfg.Shards < 1 || cfg.BatchSize < 1 || cfg.LeaseRenew < 0 {
+		return nil, errors.New("tally: shards, batch size and lease renewal must be positive")
 	}
 	t := &Tally{js: js, nc: nc, store: store, cat: cat, cfg: cfg, log: cfg.Logger,
 		applied: prometheus.NewCounter(prometheus.CounterOpts{
@@ -85,7 +95,6 @@ func New(js jetstream.JetStream, nc *nats.Conn, store Store, cat *poll.Catalog, 
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pollcast_tally_batches_applied_total", Help: "Batches applied to the tally store.",
 		}),
-		cancel: func() {},
 	}
 	for range cfg.Shards {
 		t.shards = append(t.shards, &shardState{})
@@ -103,26 +112,51 @@ func New(js jetstream.JetStream, nc *nats.Conn, store Store, cat *poll.Catalog, 
 	return t, nil
 }
 
-// Start starts one worker per shard and returns at once.
+// Start starts the workers and returns at once; they run until Close (ctx
+// only carries values). Without Leases, one reader first folds the log as
+// it stands for every shard (see catchUp), then one worker per shard
+// follows its shard; with Leases, each worker waits for its shard's lease.
+// Start may be called once.
 func (t *Tally) Start(ctx context.Context) error {
-	wctx, cancel := context.WithCancel(context.Background())
-	t.cancel = cancel
-	for shard := range t.shards {
-		t.wg.Go(func() { t.runShard(wctx, shard) })
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+		return errors.New("tally: start after close")
+	case t.started:
+		return errors.New("tally: already started")
 	}
+	t.started = true
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	t.cancel = cancel
+	t.wg.Go(func() {
+		if t.cfg.Leases == nil && !t.noCatchUp {
+			t.catchUp(wctx)
+		}
+		for shard := range t.shards {
+			t.wg.Go(func() { t.runShard(wctx, shard) })
+		}
+	})
 	return nil
 }
 
-// Close stops every worker and waits for them.
+// Close stops every worker and waits for them. It may be called more than
+// once, and before Start.
 func (t *Tally) Close() {
-	t.cancel()
+	t.mu.Lock()
+	t.closed = true
+	cancel := t.cancel
+	t.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 	t.wg.Wait()
 }
 
-// Lag returns the number of votes in the log not yet applied, as of the
-// last vote each worker read.
+// Lag returns about how many votes in the log are not yet applied, as of
+// the last message each reader got: for metrics and readiness.
 func (t *Tally) Lag() uint64 {
-	var n uint64
+	n := t.catchingUp.Load()
 	for _, s := range t.shards {
 		n += s.pending.Load()
 	}
@@ -130,7 +164,8 @@ func (t *Tally) Lag() uint64 {
 }
 
 // WaitCaughtUp blocks until every shard has applied everything that was in
-// the log when it was called.
+// the log when it was called, or ctx ends. With Leases it only returns once
+// this process holds and has caught up every shard: don't call it then.
 func (t *Tally) WaitCaughtUp(ctx context.Context) error {
 	stream, err := t.js.Stream(ctx, votelog.StreamName)
 	if err != nil {
@@ -250,73 +285,82 @@ func (t *Tally) followLeased(ctx context.Context, shard int) error {
 }
 
 // follow reads the shard from its watermark on and applies batches until
-// ctx ends or something fails.
+// ctx ends or something fails (ErrFenced when another worker moved the
+// watermark).
 func (t *Tally) follow(ctx context.Context, shard int) error {
 	mark, err := t.store.Watermark(ctx, shard)
 	if err != nil {
 		return fmt.Errorf("tally: watermark: %w", err)
 	}
-	t.shards[shard].applied.Store(mark)
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{votelog.ShardFilter(shard)}}
-	if mark == 0 {
-		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
-	} else {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = mark + 1
-	}
-	cons, err := t.js.OrderedConsumer(ctx, votelog.StreamName, cfg)
+	st := t.shards[shard]
+	st.applied.Store(mark)
+	in, stop, err := t.consume(ctx, mark, votelog.ShardFilter(shard))
 	if err != nil {
-		return fmt.Errorf("tally: consumer: %w", err)
+		return err
 	}
-	msgs := make(chan jetstream.Msg, t.cfg.BatchSize)
-	fctx, stop := context.WithCancel(ctx)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case msgs <- m:
-		case <-fctx.Done():
-		}
-	}, jetstream.PullMaxMessages(t.cfg.BatchSize))
-	if err != nil {
-		stop()
-		return fmt.Errorf("tally: consume: %w", err)
-	}
-	defer func() {
-		stop() // unblock a handler waiting on msgs before stopping the consumer
-		cc.Stop()
-	}()
+	defer stop()
 
-	b := newBatcher(shard)
+	b := newBatcher(shard, t.log, t.cat.Deleted)
+	var got []jetstream.Msg
 	for {
-		var first jetstream.Msg
-		select {
-		case <-ctx.Done():
+		if got = in.take(ctx, got, 0); got == nil {
 			return ctx.Err()
-		case first = <-msgs:
 		}
 		b.reset(mark)
-		b.add(first, t)
-	fill:
-		for b.n < t.cfg.BatchSize {
-			select {
-			case m := <-msgs:
-				b.add(m, t)
-			default:
-				break fill
+		var pending uint64
+		for _, m := range got {
+			seq, left, err := position(m)
+			if err != nil {
+				t.log.Error("tally: message without metadata", "shard", shard, "err", err)
+				continue
 			}
+			pending = left
+			b.add(seq, m.Data())
 		}
-		if b.batch.Last <= mark {
+		if b.empty() {
 			continue // only redeliveries at or below the watermark
 		}
 		if err := t.apply(ctx, &b.batch); err != nil {
 			return err
 		}
 		mark = b.batch.Last
-		t.shards[shard].applied.Store(mark)
-		t.shards[shard].pending.Store(b.pending)
+		st.applied.Store(mark)
+		st.pending.Store(pending)
 		t.applied.Add(float64(b.counted))
 		t.batches.Inc()
-		t.publish(b.batch.Polls)
+		for id := range b.batch.Polls {
+			t.publish(ctx, id)
+		}
 	}
+}
+
+// consume reads the stream from sequence mark+1 (from the start when mark
+// is 0) with an ordered consumer on filter ("" for the whole stream). The
+// messages arrive in the returned inbox until stop is called.
+func (t *Tally) consume(ctx context.Context, mark uint64, filter string) (in *inbox, stop func(), err error) {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if filter != "" {
+		cfg.FilterSubjects = []string{filter}
+	}
+	if mark > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = mark + 1
+	}
+	cons, err := t.js.OrderedConsumer(ctx, votelog.StreamName, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tally: consumer: %w", err)
+	}
+	in = newInbox(t.cfg.BatchSize)
+	hctx, unblock := context.WithCancel(ctx)
+	cc, err := cons.Consume(func(m jetstream.Msg) { in.put(hctx, m) }, jetstream.PullMaxMessages(t.cfg.BatchSize))
+	if err != nil {
+		unblock()
+		return nil, nil, fmt.Errorf("tally: consume: %w", err)
+	}
+	return in, func() {
+		unblock() // free a handler waiting for room before stopping
+		cc.Stop()
+	}, nil
 }
 
 // apply stores a batch, retrying store errors (never dropping the batch)
@@ -331,102 +375,26 @@ func (t *Tally) apply(ctx context.Context, b *Batch) error {
 		t.log.Warn("tally: apply failed; retrying", "shard", b.Shard, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("tally: apply batch: %w", ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
-// publish sends the new counts of every touched poll to the realtime hubs.
-func (t *Tally) publish(polls map[string]*PollDelta) {
-	for id := range polls {
-		c, err := t.store.Counts(context.Background(), id)
-		if err != nil {
-			t.log.Warn("tally: read counts to publish", "poll", id, "err", err)
-			continue
-		}
-		data, err := json.Marshal(c)
-		if err != nil {
-			continue
-		}
-		if err := t.nc.Publish(votelog.ResultsSubject(id), data); err != nil {
-			t.log.Warn("tally: publish counts", "poll", id, "err", err)
-		}
-	}
-}
-
-// batcher pre-aggregates the votes of one batch. Its maps are reused from
-// batch to batch.
-type batcher struct {
-	batch   Batch
-	n       int    // messages in the batch
-	counted int    // votes counted in the batch
-	pending uint64 // votes of the shard left in the log after the last message
-	spare   []*PollDelta
-}
-
-func newBatcher(shard int) *batcher {
-	return &batcher{batch: Batch{Shard: shard, Polls: map[string]*PollDelta{}}}
-}
-
-func (b *batcher) reset(mark uint64) {
-	for id, d := range b.batch.Polls {
-		clear(d.Options)
-		d.Voters = d.Voters[:0]
-		d.Total, d.Anonymous, d.At = 0, 0, time.Time{}
-		b.spare = append(b.spare, d)
-		delete(b.batch.Polls, id)
-	}
-	b.batch.Prev, b.batch.Last = mark, mark
-	b.n, b.counted = 0, 0
-}
-
-// add folds one message into the batch; votes at or below the watermark,
-// bad records and votes of deleted polls only move the watermark.
-func (b *batcher) add(m jetstream.Msg, t *Tally) {
-	b.n++
-	meta, err := m.Metadata()
+// publish sends the counts of a poll to the realtime hubs, without waiting.
+func (t *Tally) publish(ctx context.Context, pollID string) {
+	c, err := t.store.Counts(ctx, pollID)
 	if err != nil {
-		t.log.Error("tally: message without metadata", "err", err)
+		t.log.Warn("tally: read counts to publish", "poll", pollID, "err", err)
 		return
 	}
-	seq := meta.Sequence.Stream
-	b.pending = meta.NumPending
-	if seq <= b.batch.Prev {
-		return
-	}
-	b.batch.Last = seq
-	r, err := votelog.Decode(m.Data())
+	data, err := json.Marshal(c)
 	if err != nil {
-		t.log.Error("tally: skipping a bad record", "seq", seq, "err", err)
+		t.log.Error("tally: encode counts", "poll", pollID, "err", err)
 		return
 	}
-	if t.cat.Deleted(r.PollID) {
-		return
+	if err := t.nc.Publish(votelog.ResultsSubject(pollID), data); err != nil {
+		t.log.Warn("tally: publish counts", "poll", pollID, "err", err)
 	}
-	d, ok := b.batch.Polls[r.PollID]
-	if !ok {
-		if n := len(b.spare); n > 0 {
-			d, b.spare = b.spare[n-1], b.spare[:n-1]
-		} else {
-			d = &PollDelta{Options: map[string]int64{}}
-		}
-		b.batch.Polls[r.PollID] = d
-	}
-	d.Total++
-	for _, o := range r.Options {
-		d.Options[o]++
-	}
-	if len(r.Voter) > 0 {
-		var k [16]byte
-		copy(k[:], r.Voter)
-		d.Voters = append(d.Voters, k)
-	} else {
-		d.Anonymous++
-	}
-	if r.Time.After(d.At) {
-		d.At = r.Time
-	}
-	b.counted++
 }

@@ -1,0 +1,128 @@
+package tally
+
+import (
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pollcast/pollcast/votelog"
+)
+
+// batcher pre-aggregates the votes of one shard into a Batch. Its map and
+// deltas are reused from batch to batch, so folding a vote allocates
+// nothing beyond what votelog.Decode does.
+type batcher struct {
+	batch   Batch
+	n       int // messages added since reset, skipped ones included
+	counted int // votes counted since reset
+	spare   []*PollDelta
+	log     *slog.Logger
+	deleted func(pollID string) bool
+}
+
+func newBatcher(shard int, log *slog.Logger, deleted func(string) bool) *batcher {
+	return &batcher{batch: Batch{Shard: shard, Polls: map[string]*PollDelta{}}, log: log, deleted: deleted}
+}
+
+// reset empties the batch and bases the next one on watermark mark.
+func (b *batcher) reset(mark uint64) {
+	for id, d := range b.batch.Polls {
+		clear(d.Options)
+		d.Voters = d.Voters[:0]
+		d.Total, d.Anonymous, d.At = 0, 0, time.Time{}
+		b.spare = append(b.spare, d)
+		delete(b.batch.Polls, id)
+	}
+	b.batch.Prev, b.batch.Last = mark, mark
+	b.n, b.counted = 0, 0
+}
+
+// empty reports whether the batch would not move the watermark.
+func (b *batcher) empty() bool { return b.batch.Last == b.batch.Prev }
+
+// add folds the message at stream sequence seq into the batch. A message at
+// or below the batch's last sequence (a redelivery) is ignored; a bad record
+// or a vote of a deleted poll only moves the watermark.
+func (b *batcher) add(seq uint64, data []byte) {
+	b.n++
+	if seq <= b.batch.Last {
+		return
+	}
+	b.batch.Last = seq
+	r, err := votelog.Decode(data)
+	if err != nil {
+		b.log.Error("tally: skipping a bad record", "shard", b.batch.Shard, "seq", seq, "err", err)
+		return
+	}
+	if b.deleted(r.PollID) {
+		return
+	}
+	d, ok := b.batch.Polls[r.PollID]
+	if !ok {
+		if n := len(b.spare); n > 0 {
+			d, b.spare = b.spare[n-1], b.spare[:n-1]
+		} else {
+			d = &PollDelta{Options: map[string]int64{}}
+		}
+		b.batch.Polls[r.PollID] = d
+	}
+	d.Total++
+	for _, o := range r.Options {
+		d.Options[o]++
+	}
+	if len(r.Voter) > 0 {
+		d.Voters = append(d.Voters, voterKey(r.Voter))
+	} else {
+		d.Anonymous++
+	}
+	if r.Time.After(d.At) {
+		d.At = r.Time
+	}
+	b.counted++
+}
+
+// voterKey returns the 16-byte form of a voter key. Ingest writes keys of
+// 16 bytes; a longer one (from another writer) is hashed down rather than
+// cut, so distinct long keys stay distinct.
+func voterKey(v []byte) [16]byte {
+	var k [16]byte
+	if len(v) <= len(k) {
+		copy(k[:], v)
+		return k
+	}
+	h := fnv.New128a()
+	_, _ = h.Write(v)
+	h.Sum(k[:0])
+	return k
+}
+
+// position returns the stream sequence of m and the messages left after it
+// for its consumer.
+func position(m jetstream.Msg) (seq, pending uint64, err error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0, 0, err
+	}
+	return meta.Sequence.Stream, meta.NumPending, nil
+}
+
+// votePrefix is what every vote subject starts with: "votes.".
+var votePrefix = strings.TrimSuffix(votelog.VoteSubject(0, ""), "0.")
+
+// subjectShard returns the shard of a subject made by votelog.VoteSubject.
+func subjectShard(subject string) (int, bool) {
+	rest, ok := strings.CutPrefix(subject, votePrefix)
+	if !ok {
+		return 0, false
+	}
+	dot := strings.IndexByte(rest, '.')
+	if dot <= 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest[:dot])
+	return n, err == nil && n >= 0
+}

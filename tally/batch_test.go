@@ -1,0 +1,151 @@
+package tally
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/pollcast/pollcast/votelog"
+)
+
+func TestBatcherFolds(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	rec := func(pollID string, voter string, sec int, opts ...string) []byte {
+		r := votelog.Record{VoteID: "v", PollID: pollID, Options: opts, Voter: []byte(voter), Time: at.Add(time.Duration(sec) * time.Second)}
+		return r.Append(nil)
+	}
+	var logged bytes.Buffer
+	b := newBatcher(2, slog.New(slog.NewTextHandler(&logged, nil)), func(id string) bool { return id == "gone" })
+	b.reset(10)
+
+	b.add(9, rec("p", "k1", 0, "a"))  // at or below the watermark: a redelivery
+	b.add(10, rec("p", "k1", 0, "a")) // likewise
+	b.add(11, rec("p", "k1", 1, "a", "b"))
+	b.add(11, rec("p", "k1", 1, "a", "b")) // the same message again
+	b.add(12, rec("p", "", 3, "b"))
+	b.add(13, rec("p", "k2", 2, "a"))
+	b.add(14, rec("gone", "k3", 0, "a")) // deleted poll: skipped, watermark moves
+	b.add(15, []byte("garbage"))         // bad record: logged, skipped, watermark moves
+
+	if b.batch.Prev != 10 || b.batch.Last != 15 || b.n != 8 || b.counted != 3 {
+		t.Fatalf("batch prev %d last %d, n %d counted %d", b.batch.Prev, b.batch.Last, b.n, b.counted)
+	}
+	if len(b.batch.Polls) != 1 {
+		t.Fatalf("polls %v, want only p", b.batch.Polls)
+	}
+	d := b.batch.Polls["p"]
+	if d.Total != 3 || d.Options["a"] != 2 || d.Options["b"] != 2 || d.Anonymous != 1 || len(d.Voters) != 2 || !d.At.Equal(at.Add(3*time.Second)) {
+		t.Fatalf("delta %+v", d)
+	}
+	if d.Voters[0] != voterKey([]byte("k1")) || d.Voters[1] != voterKey([]byte("k2")) {
+		t.Fatalf("voters %x", d.Voters)
+	}
+	if !bytes.Contains(logged.Bytes(), []byte("bad record")) {
+		t.Fatalf("bad record not logged: %s", logged.String())
+	}
+
+	// Reset empties the batch for the next watermark and reuses the deltas.
+	b.reset(15)
+	if !b.empty() || len(b.batch.Polls) != 0 || b.batch.Prev != 15 || len(b.spare) != 1 {
+		t.Fatalf("after reset: %+v, spare %d", b.batch, len(b.spare))
+	}
+	b.add(16, rec("q", "k1", 0, "c"))
+	if d := b.batch.Polls["q"]; d.Total != 1 || len(d.Options) != 1 || d.Options["c"] != 1 || len(d.Voters) != 1 || d.Anonymous != 0 {
+		t.Fatalf("reused delta not clean: %+v", d)
+	}
+}
+
+// TestBatcherAllocations: folding a vote allocates only what votelog.Decode
+// does; the batch's maps and deltas are reused.
+func TestBatcherAllocations(t *testing.T) {
+	r := votelog.Record{VoteID: "v1", PollID: "p", Options: []string{"a"}, Voter: bytes.Repeat([]byte{7}, 16), Time: time.Now(), Country: "FR"}
+	data := r.Append(nil)
+	decode := testing.AllocsPerRun(1000, func() { _, _ = votelog.Decode(data) })
+	b := newBatcher(0, slog.Default(), func(string) bool { return false })
+	seq := uint64(0)
+	b.reset(0)
+	for range 1000 { // warm up: grow the voters slice
+		seq++
+		b.add(seq, data)
+	}
+	fold := testing.AllocsPerRun(1000, func() {
+		b.reset(seq)
+		for range 1000 {
+			seq++
+			b.add(seq, data)
+		}
+	}) / 1000
+	if fold > decode+0.01 {
+		t.Fatalf("%.2f allocations per vote folded; votelog.Decode alone makes %.2f", fold, decode)
+	}
+}
+
+func TestSubjectShard(t *testing.T) {
+	for _, shard := range []int{0, 7, 15, 123} {
+		if got, ok := subjectShard(votelog.VoteSubject(shard, "poll.id")); !ok || got != shard {
+			t.Errorf("subjectShard(%q) = %d, %v", votelog.VoteSubject(shard, "poll.id"), got, ok)
+		}
+	}
+	for _, bad := range []string{"", "votes", "votes.", "votes.x.p", "votes..p", "votes.-1.p", "results.1.p", "votes.3"} {
+		if n, ok := subjectShard(bad); ok {
+			t.Errorf("subjectShard(%q) = %d, true", bad, n)
+		}
+	}
+}
+
+func TestVoterKey(t *testing.T) {
+	k16 := bytes.Repeat([]byte{1}, 16)
+	if k := voterKey(k16); !bytes.Equal(k[:], k16) {
+		t.Fatalf("a 16-byte key changed: %x", k)
+	}
+	long1, long2 := append(bytes.Repeat([]byte{1}, 16), 1), append(bytes.Repeat([]byte{1}, 16), 2)
+	if voterKey(long1) == voterKey(long2) {
+		t.Fatal("long keys differing after 16 bytes were merged")
+	}
+	if voterKey([]byte("ab")) == voterKey([]byte("ac")) {
+		t.Fatal("short keys merged")
+	}
+}
+
+func TestInbox(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := newInbox(3)
+	for range 3 {
+		in.put(ctx, nil)
+	}
+	// Full: a fourth put waits for the worker to take.
+	put := make(chan struct{})
+	go func() {
+		in.put(ctx, nil)
+		close(put)
+	}()
+	got := in.take(ctx, nil, 0)
+	if len(got) != 3 {
+		t.Fatalf("took %d messages, want 3", len(got))
+	}
+	<-put
+	if got = in.take(ctx, got, 0); len(got) != 1 {
+		t.Fatalf("took %d messages, want 1", len(got))
+	}
+	// Nothing there: take waits at most idle.
+	if got := in.take(ctx, got, 10*time.Millisecond); got != nil {
+		t.Fatalf("idle take returned %d messages", len(got))
+	}
+	// A put blocked on a full inbox gives up when its context ends.
+	for range 3 {
+		in.put(ctx, nil)
+	}
+	pctx, stop := context.WithCancel(ctx)
+	stop()
+	in.put(pctx, nil)
+	if got := in.take(ctx, nil, 0); len(got) != 3 {
+		t.Fatalf("took %d messages, want 3", len(got))
+	}
+	cancel()
+	if got := in.take(ctx, nil, 0); got != nil {
+		t.Fatal("take after cancel returned messages")
+	}
+}

@@ -1,0 +1,152 @@
+package tally
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pollcast/pollcast/votelog"
+)
+
+const (
+	// catchUpIdle ends the start-up reader when the log goes quiet before
+	// the sequence it aimed for (deleted messages at the end).
+	catchUpIdle = 5 * time.Second
+	// catchUpPublishEvery spaces the counts published while catching up.
+	catchUpPublishEvery = 100 * time.Millisecond
+)
+
+// catchUp folds the log as it stands at start into the store with one
+// reader for every shard, before the shard workers start.
+//
+// Why: a shard worker's filtered consumer makes the server match every
+// message of the log against its filter, so N shard workers rebuilding at
+// once cost N reads of the whole log; one unfiltered reader costs one, and
+// routes each message to its shard's batch by subject. Batches keep their
+// per-shard Prev and Last, so fencing and exactly once are unchanged.
+//
+// It is only a shortcut: a shard it could not finish (fenced off by another
+// worker) or anything left when it stops early is folded by the shard's
+// worker, which resumes from the store's watermark as always.
+func (t *Tally) catchUp(ctx context.Context) {
+	start := time.Now()
+	n, err := t.catchUpOnce(ctx)
+	t.catchingUp.Store(0)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		t.log.Warn("tally: start-up catch-up stopped; the shard workers go on from the stored watermarks", "err", err)
+	case n > 0:
+		t.log.Info("tally: caught up with the log", "votes", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
+	stream, err := t.js.Stream(ctx, votelog.StreamName)
+	if err != nil {
+		return 0, fmt.Errorf("tally: stream: %w", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("tally: stream info: %w", err)
+	}
+	end := info.State.LastSeq
+	marks := make([]uint64, len(t.shards))
+	from := uint64(math.MaxUint64)
+	for shard := range marks {
+		if marks[shard], err = t.store.Watermark(ctx, shard); err != nil {
+			return 0, fmt.Errorf("tally: watermark: %w", err)
+		}
+		t.shards[shard].applied.Store(marks[shard])
+		from = min(from, marks[shard])
+	}
+	if from >= end {
+		return 0, nil
+	}
+	// Reading the log unfiltered costs about what nine filtered readers
+	// skipping through it do (measured): worth it only when at least half
+	// of the shards have at least half of the way to go (a fresh memory
+	// store), not when one shard of a Redis store lost its watermark.
+	behind := 0
+	for _, mark := range marks {
+		if end-mark >= (end-from)/2 {
+			behind++
+		}
+	}
+	if 2*behind < len(marks) {
+		return 0, nil
+	}
+	bs := make([]*batcher, len(marks)) // nil: shard left to its worker
+	for shard, mark := range marks {
+		bs[shard] = newBatcher(shard, t.log, t.cat.Deleted)
+		bs[shard].reset(mark)
+	}
+	t.catchingUp.Store(end - from)
+	in, stop, err := t.consume(ctx, from, "")
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+
+	var seq, pending uint64
+	var got []jetstream.Msg
+	touched := map[string]struct{}{}
+	published := time.Now()
+	for {
+		if got = in.take(ctx, got, catchUpIdle); got == nil {
+			if ctx.Err() != nil {
+				return counted, ctx.Err()
+			}
+			return counted, fmt.Errorf("tally: no message for %v at sequence %d of %d", catchUpIdle, seq, end)
+		}
+		for _, m := range got {
+			s, left, err := position(m)
+			if err != nil {
+				t.log.Error("tally: message without metadata", "err", err)
+				continue
+			}
+			seq, pending = s, left
+			if shard, ok := subjectShard(m.Subject()); ok && shard < len(bs) && bs[shard] != nil {
+				bs[shard].add(s, m.Data())
+			}
+		}
+		for shard, b := range bs {
+			if b == nil || b.empty() {
+				continue
+			}
+			err := t.apply(ctx, &b.batch)
+			if errors.Is(err, ErrFenced) {
+				t.log.Warn("tally: shard fenced off while catching up; its worker takes it over", "shard", shard)
+				bs[shard] = nil
+				continue
+			}
+			if err != nil {
+				return counted, err
+			}
+			t.shards[shard].applied.Store(b.batch.Last)
+			counted += b.counted
+			t.applied.Add(float64(b.counted))
+			t.batches.Inc()
+			for id := range b.batch.Polls {
+				touched[id] = struct{}{}
+			}
+			b.reset(b.batch.Last)
+		}
+		t.catchingUp.Store(pending)
+		done := seq >= end || pending == 0
+		if done || time.Since(published) >= catchUpPublishEvery {
+			for id := range touched {
+				t.publish(ctx, id)
+			}
+			clear(touched)
+			published = time.Now()
+		}
+		if done {
+			return counted, nil
+		}
+	}
+}
