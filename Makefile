@@ -4,7 +4,7 @@ BIN     := bin/pollcast
 # Fuzz targets run briefly by `make test`; longer with FUZZTIME=5m make fuzz.
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-deps unit fuzz lint bench clean
+.PHONY: run build test test-deps browser-deps unit fuzz lint lint-js bench clean
 
 ## run: build and start pollcast with every role in one process on 127.0.0.1:8080 (data in ./data)
 run: build
@@ -14,12 +14,23 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/pollcast
 
-## test: lint, install test services if missing, every test with the race detector, then each fuzz target briefly
-test: lint test-deps unit fuzz
+## test: lint, install test services and chromium if missing, every test with the race detector, then each fuzz target briefly
+test: lint test-deps browser-deps unit fuzz
 
 ## test-deps: install the services tests run against (clickhouse-server, redis-server) with apt-get when missing
 test-deps:
 	./scripts/test-deps.sh
+
+## browser-deps: install Debian's chromium for the browser tests (apt-get, as root) when it is missing
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "browser-deps: installing chromium with apt-get"; \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "browser-deps: chromium is missing and this is not root; install it with: sudo apt-get install -y chromium" >&2; \
+		echo "browser-deps: without it the browser tests fail under make test (plain go test skips them)" >&2; \
+	fi
 
 ## unit: every test, race detector on, services required (POLLCAST_TEST_STRICT=1); the full log goes to
 ## test.log, the screen gets each package's result and the figures tests print (votes, convergence times)
@@ -34,11 +45,20 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzVoteRequest$$' -fuzztime=$(FUZZTIME) ./cmd/pollcast
 	$(GO) test -run='^$$' -fuzz='^FuzzCreatePoll$$' -fuzztime=$(FUZZTIME) ./cmd/pollcast
 
-## lint: gofmt and go vet must be clean
-lint:
+## lint: gofmt and go vet must be clean, and eslint on the JavaScript (lint-js)
+lint: lint-js
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+## lint-js: eslint on web/static (a dev-only npm tool, installed into node_modules by npm ci; a go.mod there keeps
+## Go's ./... out of it); skipped with a notice without npm
+lint-js:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "lint-js: npm not found; skipping the JavaScript lint (install node and npm to run it)"; exit 0; fi; \
+	[ -x node_modules/.bin/eslint ] || npm ci --no-audit --no-fund --loglevel=error || exit 1; \
+	[ -f node_modules/go.mod ] || echo 'module ignore.invalid/node_modules' > node_modules/go.mod; \
+	node_modules/.bin/eslint web/static && echo "lint-js: eslint clean"
 
 ## bench: the Go benchmarks of every package
 bench:

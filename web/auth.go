@@ -1,6 +1,7 @@
 package web
 
 import (
+	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -70,31 +71,47 @@ func owns(k *poll.APIKey, p *poll.Poll) bool {
 }
 
 // cors answers preflights and sets CORS headers for the public poll
-// endpoints a widget on another site calls: allowed for the poll's
-// allowed_origins, or any origin when it lists none.
+// endpoints a widget on another site calls. Every answer, errors included,
+// is readable by the calling page, so a widget can say why it cannot show a
+// poll; whether the page may use the poll is the poll's allowed_origins (any
+// origin when it lists none), checked here for reads and by ingest for votes.
 func (s *server) cors(c *gin.Context) {
 	origin := c.GetHeader("Origin")
 	if origin == "" {
 		return
 	}
-	p, ok := s.Catalog.Poll(c.Param("id"))
-	if !ok {
-		if c.Request.Method == "OPTIONS" {
-			c.AbortWithStatus(204)
-		}
-		return // the handler answers 404
-	}
-	if !p.OriginAllowed(origin) {
-		s.fail(c, poll.Errorf(poll.ErrOriginNotAllowed, "origin %q may not use this poll", origin))
-		return
-	}
 	h := c.Writer.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Add("Vary", "Origin")
-	if c.Request.Method == "OPTIONS" {
+	if p, ok := s.Catalog.Fetch(c.Request.Context(), c.Param("id")); ok && !s.checkOrigin(c, p) {
+		return
+	}
+	// An unknown poll is answered 404 by the handler, or allowed in a
+	// preflight so that the request itself gets that 404.
+	if c.Request.Method == http.MethodOptions {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Content-Type, Idempotency-Key")
 		h.Set("Access-Control-Max-Age", "600")
-		c.AbortWithStatus(204)
+		c.AbortWithStatus(http.StatusNoContent)
 	}
+}
+
+// checkOrigin answers 403 when the calling page may not use p.
+func (s *server) checkOrigin(c *gin.Context, p *poll.Poll) bool {
+	if origin := s.foreignOrigin(c.Request); !p.OriginAllowed(origin) {
+		s.fail(c, poll.Errorf(poll.ErrOriginNotAllowed, "origin %q may not use this poll", origin))
+		return false
+	}
+	return true
+}
+
+// foreignOrigin is the request's Origin header, or "" when the page is one
+// of our own (the hosted poll page, the dashboard): allowed_origins limits
+// the other sites a poll is embedded on, never pollcast's own pages.
+func (s *server) foreignOrigin(r *http.Request) string {
+	origin := r.Header.Get("Origin")
+	if strings.EqualFold(origin, s.selfURL(r)) {
+		return ""
+	}
+	return origin
 }

@@ -57,8 +57,7 @@ func (s *server) liveViewer(c *gin.Context) (*poll.Poll, realtime.Viewer, bool) 
 	if !ok {
 		return nil, realtime.Viewer{}, false
 	}
-	if origin := c.GetHeader("Origin"); !p.OriginAllowed(origin) {
-		s.fail(c, poll.Errorf(poll.ErrOriginNotAllowed, "origin %q may not use this poll", origin))
+	if !s.checkOrigin(c, p) {
 		return nil, realtime.Viewer{}, false
 	}
 	pv := s.viewerOf(c, p)

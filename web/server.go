@@ -86,6 +86,7 @@ func New(d Deps, cfg Config) (http.Handler, error) {
 	v1.POST("/keys", s.auth, s.admin, s.createKey)
 	v1.GET("/keys", s.auth, s.admin, s.listKeys)
 	v1.DELETE("/keys/:id", s.auth, s.admin, s.deleteKey)
+	s.registerAssets(r)
 	return r, nil
 }
 

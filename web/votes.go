@@ -40,7 +40,7 @@ func (s *server) voteRequest(r *http.Request, pollID string, in voteInput) inges
 	}
 	return ingest.Request{
 		PollID: pollID, Options: in.Options, Voter: in.Voter, IdempotencyKey: key,
-		ClientIP: s.clientIP(r), Origin: r.Header.Get("Origin"),
+		ClientIP: s.clientIP(r), Origin: s.foreignOrigin(r),
 		Referrer: referrerHost(in.Referrer, r), UserAgent: r.UserAgent(),
 	}
 }

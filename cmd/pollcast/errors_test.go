@@ -102,6 +102,8 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 		{"origin not allowed preflight", "OPTIONS", vote(origins), nil, []string{"Origin", "https://evil.example", "Access-Control-Request-Method", "POST"}, 403, "origin_not_allowed", ""},
 		{"origin not allowed results", "GET", "/v1/polls/" + origins + "/results", nil, []string{"Origin", "https://evil.example"}, 403, "origin_not_allowed", ""},
 		{"origin not allowed live", "GET", "/v1/polls/" + origins + "/live", nil, []string{"Origin", "https://evil.example"}, 403, "origin_not_allowed", ""},
+		{"unknown poll from a widget", "GET", "/v1/polls/nosuchpoll", nil, []string{"Origin", "https://news.example.com"}, 404, "not_found", ""},
+		{"vote in unknown poll from a widget", "POST", vote("nosuchpoll"), `{"options":["a"],"voter":"v1"}`, []string{"Origin", "https://news.example.com"}, 404, "not_found", ""},
 		{"create without key", "POST", "/v1/polls", `{"question":"Q","options":[{"label":"A"},{"label":"B"}]}`, nil, 401, "unauthorized", ""},
 		{"create with wrong key", "POST", "/v1/polls", `{"question":"Q","options":[{"label":"A"},{"label":"B"}]}`, bearer("wrong"), 401, "unauthorized", ""},
 		{"create with bad scheme", "POST", "/v1/polls", `{"question":"Q","options":[{"label":"A"},{"label":"B"}]}`, []string{"Authorization", "Basic " + testAdminKey}, 401, "unauthorized", ""},
@@ -138,6 +140,11 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 			if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
 				t.Fatalf("Content-Type %q", ct)
 			}
+			// A widget on another site can read why it was refused (a
+			// WebSocket handshake is not subject to CORS).
+			if len(tt.headers) >= 2 && tt.headers[0] == "Origin" && !strings.HasSuffix(tt.path, "/live") && r.Header.Get("Access-Control-Allow-Origin") != tt.headers[1] {
+				t.Fatalf("Access-Control-Allow-Origin %q on an answer to %s", r.Header.Get("Access-Control-Allow-Origin"), tt.headers[1])
+			}
 			p := r.JSON()
 			if p["status"] != float64(tt.wantStatus) || p["type"] == "" || p["title"] == "" {
 				t.Fatalf("incomplete problem document %s", r.Body)
@@ -154,6 +161,27 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 			t.Fatalf("poll %s counted %d votes from bad requests", id, n)
 		}
 	}
+}
+
+// TestOwnPagesUseRestrictedPolls: allowed_origins limits other sites, not
+// the hosted poll page and the dashboard, which are served by pollcast.
+func TestOwnPagesUseRestrictedPolls(t *testing.T) {
+	a := startApp(t)
+	id := a.createPoll(map[string]any{"allowed_origins": []string{"https://news.example.com"}})["id"].(string)
+	own := []string{"Origin", a.url}
+	if r := a.do("OPTIONS", "/v1/polls/"+id+"/votes", nil, own[0], own[1], "Access-Control-Request-Method", "POST"); r.Status != 204 {
+		t.Fatalf("preflight from our own page: %d %s", r.Status, r.Body)
+	}
+	if r := a.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"a"}, "voter": "d1"}, own...); r.Status != 202 {
+		t.Fatalf("vote from our own page: %d %s", r.Status, r.Body)
+	}
+	if r := a.do("GET", "/v1/polls/"+id+"/results", nil, own...); r.Status != 200 {
+		t.Fatalf("results from our own page: %d %s", r.Status, r.Body)
+	}
+	if r := a.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"a"}, "voter": "d2"}, "Origin", "http://elsewhere.example"); r.Status != 403 {
+		t.Fatalf("vote from another site: %d %s", r.Status, r.Body)
+	}
+	eventually(t, 10*time.Second, "the one vote counted", func() bool { return a.total(id) == 1 })
 }
 
 // TestSecondVoteUnderEachDedupePolicy: one vote per device, IP or verified
