@@ -93,10 +93,13 @@ func New(baseURL string, cfg Config) (*Client, error) {
 // slash.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// endpoint returns the URL of path (which starts with "/") with query q.
+// endpoint returns the URL of path (escaped, starting with "/") with query q.
 func (c *Client) endpoint(path string, q url.Values) *url.URL {
 	u := *c.base
-	u.Path += path
+	u.RawPath = c.base.EscapedPath() + path
+	if p, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = p
+	}
 	if len(q) > 0 {
 		u.RawQuery = q.Encode()
 	}

@@ -288,7 +288,7 @@ func (c *cli) printPoll(p *sdk.Poll) error {
 		{"Dedupe", string(p.Dedupe)}, {"Results", string(p.ResultsVisibility)},
 		{"Opens", fmtTime(p.OpensAt)}, {"Closes", fmtTime(p.ClosesAt)},
 	}
-	if p.AllowedOrigins != nil {
+	if p.VoterSecret != "" { // the owner's view
 		origins := "any"
 		if len(p.AllowedOrigins) > 0 {
 			origins = clean(strings.Join(p.AllowedOrigins, " "))
@@ -399,15 +399,15 @@ func renderResults(p *sdk.Poll, r *sdk.Results, note string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s  [%s]\n\n", clean(p.Question), r.Status)
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "OPTION\tLABEL\tVOTES\tSHARE\t")
+	fmt.Fprintln(w, "OPTION\tLABEL\tVOTES\tSHARE")
 	const width = 30
 	for _, o := range r.Options {
 		share := 0.0
 		if r.Total > 0 {
 			share = float64(o.Votes) / float64(r.Total)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%5.1f%%\t%s\n", clean(o.ID), clean(p.Label(o.ID)), o.Votes, 100*share,
-			strings.Repeat("█", int(share*width+0.5)))
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", clean(o.ID), clean(p.Label(o.ID)), o.Votes,
+			strings.TrimRight(fmt.Sprintf("%5.1f%%  %s", 100*share, strings.Repeat("█", int(share*width+0.5))), " "))
 	}
 	_ = w.Flush()
 	fmt.Fprintf(&b, "\n%d votes from %d voters · version %d · updated %s\n", r.Total, r.Voters, r.Version, fmtTime(&r.UpdatedAt))
