@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Measures pollcast on this machine with `pollcast bench`, against a bare
+# net/http baseline (cmd/benchbase) to report a machine-independent ratio:
+#
+#   1. the baseline: bench http, concurrency 64;
+#   2. pollcast (embedded NATS, memory tally, fresh data directory, no vote
+#      rate limit): bench http, ws, batch and viewers (VIEWERS live viewers
+#      while VIEWER_RATE votes/s arrive), with the server's RSS before and
+#      while the viewers are connected;
+#   3. when redis-server is installed: http and batch again with the Redis
+#      tally store (--redis on a throwaway redis-server).
+#
+# Each run's JSON summary goes to bench-results/<time>/. The exit status is
+# nonzero when any run failed (errors or a failed exactness check).
+#
+# Environment: DURATION (each run, default 10s), VIEWERS (10000),
+# VIEWER_RATE (5000), OUT (results directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+VIEWERS=${VIEWERS:-10000}
+VIEWER_RATE=${VIEWER_RATE:-5000}
+OUT=${OUT:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+KEY=bench-admin-key-$RANDOM$RANDOM$RANDOM
+
+TMP=$(mktemp -d)
+PIDS=()
+FAILED=()
+ROWS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+log() { echo "bench.sh: $*" >&2; }
+
+# stop PID: ends a process this script started.
+stop() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# jget FILE KEY: the first value of "KEY" in a summary (indented JSON, one
+# field a line, as pollcast bench --json writes it).
+jget() {
+  grep -m1 "\"$2\":" "$1" | sed 's/^[^:]*: *//; s/[",]//g'
+}
+
+# free_port: a TCP port nobody listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
+    echo $((20000 + RANDOM % 30000))
+}
+
+# wait_for WHAT CMD...: retries CMD every 0.1 s for up to 30 s.
+wait_for() {
+  local what=$1
+  shift
+  for _ in $(seq 300); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  log "timed out waiting for $what"
+  return 1
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# bench NAME URL SCENARIO FLAGS...: runs pollcast bench with --json into
+# $OUT/NAME.json and adds a row to the table.
+bench() {
+  local name=$1 url=$2 scenario=$3
+  shift 3
+  log "$name: pollcast bench $scenario $*"
+  local rc=0
+  POLLCAST_API_KEY=$KEY bin/pollcast bench "$scenario" --url "$url" --duration "$DURATION" --json "$@" \
+    >"$OUT/$name.json" 2>"$OUT/$name.log" || rc=$?
+  record "$name" "$rc"
+}
+
+# record NAME RC: adds the table row of $OUT/NAME.json.
+record() {
+  local name=$1 rc=$2 f=$OUT/$1.json verdict=ok
+  if [ "$rc" != 0 ]; then
+    verdict="FAILED (exit $rc)"
+    FAILED+=("$name")
+  fi
+  if [ ! -s "$f" ]; then
+    tail -n 5 "$OUT/$name.log" >&2 || true
+    ROWS+=("$(printf '%-18s %s' "$name" "$verdict")")
+    return
+  fi
+  ROWS+=("$(printf '%-18s %12.0f %9.2f %9.2f %9.2f %8s %10s %10s  %s' "$name" \
+    "$(jget "$f" throughput)" "$(jget "$f" p50_ms)" "$(jget "$f" p99_ms)" "$(jget "$f" max_ms)" \
+    "$(jget "$f" errors)" "$(jget "$f" accepted)" "$(jget "$f" counted)" "$verdict")")
+}
+
+# start_pollcast NAME FLAGS...: starts bin/pollcast on a free port with a
+# fresh data directory; sets PC_PID and PC_URL once it is ready.
+start_pollcast() {
+  local name=$1
+  shift
+  POLLCAST_ADMIN_KEY=$KEY bin/pollcast serve --addr 127.0.0.1:0 --data "$TMP/$name-data" --vote-rate 0 "$@" \
+    >"$OUT/$name-server.log" 2>&1 &
+  PC_PID=$!
+  PIDS+=("$PC_PID")
+  wait_for "pollcast ($name) to listen" grep -q 'pollcast is serving' "$OUT/$name-server.log"
+  PC_URL=$(grep -m1 -o 'addr=http://[^ ]*' "$OUT/$name-server.log" | cut -d= -f2)
+  wait_for "pollcast ($name) to be ready" curl -fsS "$PC_URL/readyz"
+  log "$name: pollcast $PC_PID serving on $PC_URL"
+}
+
+# raise_fd_limit: as many open files as allowed; fewer viewers if too few.
+raise_fd_limit() {
+  local hard
+  hard=$(ulimit -Hn)
+  if [ "$hard" = unlimited ]; then hard=1048576; fi
+  ulimit -n "$hard" 2>/dev/null || ulimit -n "$(ulimit -n)"
+  local soft
+  soft=$(ulimit -n)
+  if [ "$soft" -lt $((VIEWERS + 1000)) ]; then
+    log "open file limit $soft (hard $hard) is too low for $VIEWERS viewers: measuring $((soft - 1000))"
+    VIEWERS=$((soft - 1000))
+  fi
+}
+
+# viewers NAME URL: the viewers scenario, with the server's RSS before the
+# viewers connect and while they are.
+VIEWER_LINE=""
+viewers() {
+  local name=$1 url=$2 before during rc=0
+  before=$(rss_kib "$PC_PID")
+  log "$name: pollcast bench viewers --viewers $VIEWERS --rate $VIEWER_RATE"
+  POLLCAST_API_KEY=$KEY bin/pollcast bench viewers --url "$url" --duration "$DURATION" --json \
+    --viewers "$VIEWERS" --rate "$VIEWER_RATE" --concurrency 64 --sources 8 \
+    >"$OUT/$name.json" 2>"$OUT/$name.log" &
+  local pid=$!
+  PIDS+=("$pid")
+  if wait_for "the viewers to connect" grep -q 'viewers connected' "$OUT/$name.log"; then
+    during=$(rss_kib "$PC_PID")
+    VIEWER_LINE=$(awk -v b="$before" -v d="$during" -v n="$VIEWERS" 'BEGIN {
+      printf "pollcast RSS %.1f MiB before the viewers, %.1f MiB with %d connected: %.1f KiB per viewer", b/1024, d/1024, n, (d-b)/n }')
+  fi
+  wait "$pid" || rc=$?
+  record "$name" "$rc"
+  if [ -s "$OUT/$name.json" ]; then
+    VIEWER_LINE="$VIEWER_LINE; $(jget "$OUT/$name.json" connected) connected, $(jget "$OUT/$name.json" dropped) dropped"
+  fi
+}
+
+mkdir -p "$OUT" bin
+log "building bin/pollcast and bin/benchbase"
+CGO_ENABLED=0 go build -trimpath -o bin/pollcast ./cmd/pollcast
+CGO_ENABLED=0 go build -trimpath -o bin/benchbase ./cmd/benchbase
+raise_fd_limit
+
+# 1. The baseline.
+bin/benchbase --addr 127.0.0.1:0 >"$OUT/baseline-server.log" 2>&1 &
+BASE_PID=$!
+PIDS+=("$BASE_PID")
+wait_for "benchbase to listen" grep -q 'serving on' "$OUT/baseline-server.log"
+BASE_URL=$(grep -m1 -o 'http://[^ ]*' "$OUT/baseline-server.log")
+bench baseline-http "$BASE_URL" http --poll baseline --concurrency 64
+stop "$BASE_PID"
+
+# 2. pollcast, every role in one process.
+start_pollcast memory
+bench http "$PC_URL" http --concurrency 64
+bench ws "$PC_URL" ws --concurrency 64
+bench batch "$PC_URL" batch --concurrency 8
+viewers viewers "$PC_URL"
+stop "$PC_PID"
+
+# 3. The Redis tally store.
+if command -v redis-server >/dev/null 2>&1; then
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+    >"$OUT/redis-server.log" 2>&1 &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  wait_for "redis-server" bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT"
+  start_pollcast redis --redis "redis://127.0.0.1:$REDIS_PORT/0"
+  bench redis-http "$PC_URL" http --concurrency 64
+  bench redis-batch "$PC_URL" batch --concurrency 8
+  stop "$PC_PID"
+  stop "$REDIS_PID"
+else
+  log "redis-server is not installed: skipping the Redis runs"
+fi
+
+echo
+echo "pollcast bench, $DURATION a run, $(nproc) CPUs, $(go env GOOS)/$(go env GOARCH); JSON in $OUT/"
+printf '%-18s %12s %9s %9s %9s %8s %10s %10s  %s\n' run "ok votes/s" "p50 ms" "p99 ms" "max ms" errors accepted counted exactness
+for row in "${ROWS[@]}"; do echo "$row"; done
+base=$(jget "$OUT/baseline-http.json" throughput 2>/dev/null || true)
+http=$(jget "$OUT/http.json" throughput 2>/dev/null || true)
+if [ -n "$base" ] && [ -n "$http" ]; then
+  awk -v h="$http" -v b="$base" 'BEGIN { printf "ratio http/baseline: %.2f\n", h/b }'
+fi
+if [ -f "$OUT/redis-http.json" ] && [ -n "$base" ]; then
+  awk -v h="$(jget "$OUT/redis-http.json" throughput)" -v b="$base" 'BEGIN { printf "ratio redis-http/baseline: %.2f\n", h/b }'
+fi
+echo "viewers latency is from a vote's 202 to a viewer seeing it counted; the others are request latencies"
+[ -n "$VIEWER_LINE" ] && echo "$VIEWER_LINE"
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+  echo "FAILED: ${FAILED[*]}" >&2
+  exit 1
+fi
