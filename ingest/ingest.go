@@ -150,6 +150,13 @@ func (s *Service) Close() {
 // one-voter-one-vote holds across restarts. Votes must not be admitted
 // before it returns.
 func (s *Service) Rebuild(ctx context.Context) error {
+	return s.RebuildAfter(ctx, 0)
+}
+
+// RebuildAfter is Rebuild for a process that already fed the log up to
+// stream sequence seen to Remember (the tally's start-up read, so that the
+// log is read once): it reads only what follows.
+func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
 	defer s.rebuilt.Store(true)
 	if s.voters.Durable() {
 		return nil // the registry outlived the last process
@@ -158,12 +165,14 @@ func (s *Service) Rebuild(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingest: rebuild: %w", err)
 	}
-	if last == 0 {
+	if last <= seen {
 		return nil
 	}
-	cons, err := s.js.OrderedConsumer(ctx, votelog.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"votes.>"}, DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{"votes.>"}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if seen > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seen+1
+	}
+	cons, err := s.js.OrderedConsumer(ctx, votelog.StreamName, cfg)
 	if err != nil {
 		return fmt.Errorf("ingest: rebuild: consumer: %w", err)
 	}
@@ -186,17 +195,29 @@ func (s *Service) Rebuild(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("ingest: rebuild: %w", err)
 		}
-		if r, err := votelog.Decode(msg.Data()); err == nil && len(r.Voter) == len(voterKey{}) {
-			if id, err := parseVoteID(r.VoteID); err == nil {
-				if err := s.voters.Record(ctx, voterKey(r.Voter), id); err != nil {
-					return fmt.Errorf("ingest: rebuild: %w", err)
-				}
+		if r, err := votelog.Decode(msg.Data()); err == nil {
+			if err := s.Remember(ctx, &r); err != nil {
+				return fmt.Errorf("ingest: rebuild: %w", err)
 			}
 		}
 		if meta.Sequence.Stream >= last {
 			return nil
 		}
 	}
+}
+
+// Remember records the voter of a logged vote in a registry that does not
+// outlive the process; RebuildAfter calls it, and so may a reader of the
+// log that this process runs anyway. r is not kept.
+func (s *Service) Remember(ctx context.Context, r *votelog.Record) error {
+	if s.voters.Durable() || len(r.Voter) != len(voterKey{}) {
+		return nil
+	}
+	id, err := parseVoteID(r.VoteID)
+	if err != nil {
+		return nil // not written by ingest: no retry can name it
+	}
+	return s.voters.Record(ctx, voterKey(r.Voter), id)
 }
 
 // Vote admits one vote: it returns once the log stored it, or the reason it

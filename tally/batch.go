@@ -20,6 +20,7 @@ type batcher struct {
 	n       int // messages added since reset, skipped ones included
 	counted int // votes counted since reset
 	spare   []*PollDelta
+	rec     votelog.Record // the record of the last add
 	log     *slog.Logger
 	deleted func(pollID string) bool
 }
@@ -44,22 +45,24 @@ func (b *batcher) reset(mark uint64) {
 // empty reports whether the batch would not move the watermark.
 func (b *batcher) empty() bool { return b.batch.Last == b.batch.Prev }
 
-// add folds the message at stream sequence seq into the batch. A message at
-// or below the batch's last sequence (a redelivery) is ignored; a bad record
-// or a vote of a deleted poll only moves the watermark.
-func (b *batcher) add(seq uint64, data []byte) {
+// add folds the message at stream sequence seq into the batch and returns
+// its record, valid until the next add, or nil. A message at or below the
+// batch's last sequence (a redelivery) is ignored; a bad record or a vote of
+// a deleted poll only moves the watermark.
+func (b *batcher) add(seq uint64, data []byte) *votelog.Record {
 	b.n++
 	if seq <= b.batch.Last {
-		return
+		return nil
 	}
 	b.batch.Last = seq
-	r, err := votelog.Decode(data)
-	if err != nil {
+	var err error
+	if b.rec, err = votelog.Decode(data); err != nil {
 		b.log.Error("tally: skipping a bad record", "shard", b.batch.Shard, "seq", seq, "err", err)
-		return
+		return nil
 	}
+	r := &b.rec
 	if b.deleted(r.PollID) {
-		return
+		return r
 	}
 	d, ok := b.batch.Polls[r.PollID]
 	if !ok {
@@ -83,6 +86,7 @@ func (b *batcher) add(seq uint64, data []byte) {
 		d.At = r.Time
 	}
 	b.counted++
+	return r
 }
 
 // voterKey returns the 16-byte form of a voter key. Ingest writes keys of

@@ -45,6 +45,11 @@ func (t *Tally) catchUp(ctx context.Context) {
 	}
 }
 
+// Observed returns the stream sequence up to which every vote record of
+// the log went through Config.Observe: zero when none did. It is final once
+// WaitCaughtUp returned.
+func (t *Tally) Observed() uint64 { return t.observed.Load() }
+
 func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 	stream, err := t.js.Stream(ctx, votelog.StreamName)
 	if err != nil {
@@ -85,6 +90,11 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 		bs[shard] = newBatcher(shard, t.log, t.cat.Deleted)
 		bs[shard].reset(mark)
 	}
+	// Observe sees the whole log or nothing, so that Observed means "up to here".
+	observe := t.cfg.Observe
+	if from != 0 {
+		observe = nil
+	}
 	t.catchingUp.Store(end - from)
 	in, stop, err := t.consume(ctx, from, "")
 	if err != nil {
@@ -110,8 +120,21 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 				continue
 			}
 			seq, pending = s, left
+			var r *votelog.Record
 			if shard, ok := subjectShard(m.Subject()); ok && shard < len(bs) && bs[shard] != nil {
-				bs[shard].add(s, m.Data())
+				r = bs[shard].add(s, m.Data())
+			} else if observe != nil {
+				if rec, err := votelog.Decode(m.Data()); err == nil {
+					r = &rec
+				}
+			}
+			if observe != nil {
+				if r != nil {
+					if err := observe(r); err != nil {
+						return counted, fmt.Errorf("tally: observe: %w", err)
+					}
+				}
+				t.observed.Store(s)
 			}
 		}
 		for shard, b := range bs {

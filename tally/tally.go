@@ -44,6 +44,12 @@ type Config struct {
 	LeaseRenew time.Duration
 	// Owner names this process in the leases. Zero value means a random ID.
 	Owner string
+	// Observe, when set, is handed every vote record of the log that the
+	// start-up catch-up reads, in log order, so that other state rebuilt
+	// from the log (ingest's voter registry) rides on the same read; the
+	// record is not to be kept. Observed says how far it got. An error
+	// stops the catch-up, and the shard workers fold the rest.
+	Observe func(*votelog.Record) error
 }
 
 // Tally runs the shard workers: New, then Start, then Close.
@@ -57,6 +63,7 @@ type Tally struct {
 
 	shards     []*shardState
 	catchingUp atomic.Uint64 // messages the start-up reader has still to read
+	observed   atomic.Uint64 // the log up to here went through Config.Observe
 	noCatchUp  bool          // tests: let the shard workers rebuild alone
 	applied    prometheus.Counter
 	batches    prometheus.Counter

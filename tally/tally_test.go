@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -601,6 +602,52 @@ func TestLeasesSplitShardsAndHandOver(t *testing.T) {
 		en, err := leases.Get(ctx, fmt.Sprintf("shard-%d", s))
 		if err != nil || string(en.Value()) != "b" {
 			t.Fatalf("shard %d lease: %v %v, want held by b", s, en, err)
+		}
+	}
+}
+
+// TestTallyObserveSeesTheWholeLogOnce: the start-up read hands every
+// record of the log to Config.Observe once, in log order, deleted polls'
+// and all shards' included, and Observed says it reached the end.
+func TestTallyObserveSeesTheWholeLogOnce(t *testing.T) {
+	e := newEnv(t)
+	polls := []string{e.newPoll(t), e.newPoll(t), e.newPoll(t)}
+	for i, id := range polls {
+		e.logVotes(t, id, 500*(i+1), 100)
+	}
+	e.deletePoll(t, polls[2])
+	var mu sync.Mutex
+	seen := map[string]int{}
+	obs := func(r *votelog.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[r.PollID+"/"+r.VoteID]++
+		return nil
+	}
+	tl, err := tally.New(e.js, e.nc, tally.NewMemoryStore(), e.cat, tally.Config{Shards: e.shards, Observe: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tl.Close)
+	waitCaughtUp(t, tl)
+	last, err := votelog.LastSeq(context.Background(), e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.Observed(); got != last {
+		t.Fatalf("Observed() = %d, the log ends at %d", got, last)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 500+1000+1500 {
+		t.Fatalf("observed %d distinct votes, the log holds 3000", len(seen))
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("vote %s observed %d times", k, n)
 		}
 	}
 }

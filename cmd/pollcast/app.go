@@ -117,11 +117,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	ready = append(ready, web.Check{Name: "tally", Check: m.store.Ping})
 	start := time.Now()
-	if roles["tally"] {
-		if err := m.startTally(ctx, js, ncMain, reg); err != nil {
-			return err
-		}
-	}
 	if roles["ingest"] {
 		ncIngest, err := m.connect("pollcast-ingest")
 		if err != nil {
@@ -137,10 +132,21 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.ingest, err = ingest.New(ncIngest, m.catalog, icfg); err != nil {
 			return err
 		}
-		if err := m.ingest.Rebuild(ctx); err != nil {
+		ready = append(ready, web.Check{Name: "log", Check: m.ingest.Ready})
+	}
+	// The tally's start-up read of the log also rebuilds ingest's voter
+	// registry: one read of the log, not two.
+	var seen uint64
+	if roles["tally"] {
+		if err := m.startTally(ctx, js, ncMain, reg); err != nil {
 			return err
 		}
-		ready = append(ready, web.Check{Name: "log", Check: m.ingest.Ready})
+		seen = m.tally.Observed()
+	}
+	if m.ingest != nil {
+		if err := m.ingest.RebuildAfter(ctx, seen); err != nil {
+			return err
+		}
 	}
 	m.logger.Info("rebuilt state from the log", "took", time.Since(start).Round(time.Millisecond))
 
@@ -197,6 +203,9 @@ func (m *Main) Run(ctx context.Context) error {
 // otherwise this process folds every shard and catches up before serving.
 func (m *Main) startTally(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, reg prometheus.Registerer) error {
 	cfg := tally.Config{Shards: m.cfg.Shards, Logger: m.logger, Registerer: reg}
+	if m.ingest != nil {
+		cfg.Observe = func(r *votelog.Record) error { return m.ingest.Remember(ctx, r) }
+	}
 	shared := m.cfg.NATS != "" && m.rdb != nil
 	if shared {
 		leases, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

@@ -351,6 +351,11 @@ func TestCrashAndRestartCountsEveryAcceptedVoteOnce(t *testing.T) {
 			t.Fatalf("%s poll: total %d, want %d accepted", policy, got, want[policy])
 		}
 	}
+	// The restarted node rebuilt its voter registry from the log: a device
+	// that voted before the kill cannot vote again.
+	if r := a.do("POST", "/v1/polls/"+polls["device"]+"/votes", map[string]any{"options": []string{"b"}, "voter": "c0-v0"}); r.Status != 409 || r.Code() != "already_voted" {
+		t.Fatalf("second vote of a device after the restart: %d %s", r.Status, r.Body)
+	}
 }
 
 func freeAddr(t testing.TB) string {
