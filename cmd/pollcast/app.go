@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -49,6 +50,7 @@ type Main struct {
 	ln      net.Listener
 	srv     *http.Server
 	served  chan error
+	pprof   *http.Server
 
 	closeOnce sync.Once
 	closeErr  error
@@ -192,6 +194,9 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 	}
+	if err := m.servePprof(); err != nil {
+		return err
+	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()
 	m.logger.Info("pollcast is serving", "addr", "http://"+m.Addr(), "data", m.cfg.Data, "roles", m.cfg.Roles)
@@ -302,6 +307,9 @@ func (m *Main) Close() error {
 
 func (m *Main) close() error {
 	var errs []error
+	if m.pprof != nil {
+		_ = m.pprof.Close()
+	}
 	if m.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
 		if m.hub != nil {
@@ -347,4 +355,26 @@ func (m *Main) close() error {
 		m.emb.Shutdown()
 	}
 	return errors.Join(errs...)
+}
+
+// servePprof serves Go's profiles on their own listener when configured,
+// so that they are never reachable through the public address.
+func (m *Main) servePprof() error {
+	if m.cfg.Pprof == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.cfg.Pprof)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = m.pprof.Serve(ln) }() // ends when close closes the server
+	m.logger.Info("serving profiles", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return nil
 }

@@ -39,6 +39,9 @@ type Config struct {
 	// AdminKey is POLLCAST_ADMIN_KEY: the first admin API key. Empty means
 	// "generate one on first start and print it once".
 	AdminKey string
+	// Pprof is the address of a separate listener for net/http/pprof, or
+	// "" for none. Profiles are for operators: keep it on loopback.
+	Pprof string
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
 	// LivePingInterval and LivePingTimeout tune how soon a live socket that
@@ -67,6 +70,7 @@ var settings = []setting{
 	{"log-level", "POLLCAST_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "POLLCAST_LOG_FORMAT", "text", "text or json"},
 	{"shutdown-timeout", "POLLCAST_SHUTDOWN_TIMEOUT", "10s", "how long a graceful shutdown may take"},
+	{"pprof", "POLLCAST_PPROF", "", "address to serve Go's /debug/pprof profiles on (127.0.0.1:6060); default: off"},
 }
 
 // parseConfig reads flags, then the environment for every flag not given.
@@ -112,6 +116,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 			c.Redis = append(c.Redis, u)
 		}
 	}
+	c.Pprof = *vals["pprof"]
 	c.LogLevel = *vals["log-level"]
 	c.LogFormat = *vals["log-format"]
 	c.AdminKey = getenv("POLLCAST_ADMIN_KEY")

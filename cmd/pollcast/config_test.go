@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -74,5 +75,24 @@ func TestParseConfig(t *testing.T) {
 			}
 			tt.check(t, c)
 		})
+	}
+}
+
+// TestPprofOnItsOwnListener: profiles are served only on --pprof, never on
+// the public address.
+func TestPprofOnItsOwnListener(t *testing.T) {
+	addr := freeAddr(t)
+	a := startApp(t, func(c *Config) { c.Pprof = addr })
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("pprof listener: %d %.100s", resp.StatusCode, body)
+	}
+	if r := a.do("GET", "/debug/pprof/", nil); r.Status != 404 {
+		t.Fatalf("public address serves profiles: %d", r.Status)
 	}
 }
