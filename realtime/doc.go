@@ -1,7 +1,8 @@
 // Package realtime owns live results: a Hub follows the counts the tally
 // publishes on core NATS for each poll that has viewers on this node,
 // conflates them (at most one results message per poll per MinInterval,
-// 100 ms by default), encodes each update once, and hands the same bytes to
+// 100 ms by default, and no more than FanoutRate messages per second for a
+// crowded poll), encodes each update once, and hands the same bytes to
 // every viewer through a newest-wins mailbox, over WebSocket
 // (Hub.ServeWebSocket) or Server-Sent Events (Hub.ServeSSE).
 //

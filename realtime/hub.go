@@ -60,6 +60,13 @@ type HubConfig struct {
 	// MinInterval is the least time between two results messages of a
 	// poll. Zero value means 100ms.
 	MinInterval time.Duration
+	// FanoutRate caps the results messages per second one poll sends from
+	// this hub: a poll with more viewers than FanoutRate × MinInterval gets
+	// its results less often than every MinInterval (with the defaults,
+	// every 200ms at 10,000 viewers, every second at 50,000), so the
+	// hub's writes do not crowd out the votes on the same cores. Zero value
+	// means 50,000; negative means no cap.
+	FanoutRate int
 	// PingInterval is how often a WebSocket is pinged. Zero value means 20s.
 	PingInterval time.Duration
 	// PingTimeout closes a socket that does not answer a ping in time.
@@ -88,6 +95,9 @@ type HubConfig struct {
 // ErrHubClosed is returned inside the hub, and makes live handlers close
 // their connection with "going away", once Close was called.
 var ErrHubClosed = errors.New("realtime: hub closed")
+
+// errWriteTimeout is a write that took longer than WriteTimeout.
+var errWriteTimeout = errors.New("realtime: write timed out")
 
 // Hub fans the live state of polls out to the viewers connected to this
 // node: one core NATS subscription per poll with viewers, one encoding per
@@ -120,6 +130,7 @@ func NewHub(nc *nats.Conn, cat *poll.Catalog, counts CountsFunc, cfg HubConfig) 
 		return nil, errors.New("realtime: NewHub needs a NATS connection, a catalog and a counts function")
 	}
 	cfg.MinInterval = cmp.Or(cfg.MinInterval, 100*time.Millisecond)
+	cfg.FanoutRate = cmp.Or(cfg.FanoutRate, 50_000)
 	cfg.PingInterval = cmp.Or(cfg.PingInterval, 20*time.Second)
 	cfg.PingTimeout = cmp.Or(cfg.PingTimeout, 10*time.Second)
 	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, 5*time.Second)

@@ -903,3 +903,47 @@ func TestCloseEndsEveryConnection(t *testing.T) {
 	}
 	f.handlers.Wait()
 }
+
+// TestFanoutRateSpacesMessagesOfCrowdedPolls: a poll with more viewers
+// than FanoutRate × MinInterval gets its results less often, and every
+// viewer still converges on the final counts.
+func TestFanoutRateSpacesMessagesOfCrowdedPolls(t *testing.T) {
+	const viewers, rate = 20, 100 // 20 viewers at 100 messages/s: one message per 200ms each
+	f := newFixture(t, realtime.HubConfig{MinInterval: 10 * time.Millisecond, FanoutRate: rate})
+	p := f.newPoll(t, poll.CreateInput{})
+	fls := make([]*follower, viewers)
+	for i := range fls {
+		fls[i] = follow(f.dial(t, p.ID))
+	}
+	waitFor(t, "every viewer's first message", func() bool {
+		for _, fl := range fls {
+			if fl.n.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	start := time.Now()
+	var n int64
+	for time.Since(start) < time.Second {
+		n++
+		f.publish(t, p.ID, n)
+		f.flush(t)
+	}
+	waitFor(t, "every viewer at the final total", func() bool {
+		for _, fl := range fls {
+			if fl.total() != float64(n) {
+				return false
+			}
+		}
+		return true
+	})
+	elapsed := time.Since(start)
+	interval := time.Duration(viewers) * time.Second / rate
+	for i, fl := range fls {
+		// The first message, then at most one per interval and one for the tail.
+		if got, limit := fl.n.Load()-1, int64(elapsed/interval)+2; got > limit {
+			t.Fatalf("viewer %d got %d messages in %v for %d updates: more than one per %v (limit %d)", i, got, elapsed, n, interval, limit)
+		}
+	}
+}

@@ -93,7 +93,7 @@ func (t *topic) scheduleLocked() {
 	if t.flushAt != nil {
 		return // already armed: it will send the newest counts
 	}
-	wait := t.hub.cfg.MinInterval - time.Since(t.lastSent)
+	wait := t.intervalLocked() - time.Since(t.lastSent)
 	if wait <= 0 {
 		t.broadcastLocked()
 		return
@@ -106,6 +106,16 @@ func (t *topic) scheduleLocked() {
 			t.broadcastLocked()
 		}
 	})
+}
+
+// intervalLocked is the least time between two results messages of this
+// topic: MinInterval, longer when its viewers would exceed FanoutRate.
+func (t *topic) intervalLocked() time.Duration {
+	d := t.hub.cfg.MinInterval
+	if r := t.hub.cfg.FanoutRate; r > 0 {
+		d = max(d, time.Duration(len(t.viewers))*time.Second/time.Duration(r))
+	}
+	return d
 }
 
 // broadcastLocked encodes the current results once and posts them to every
