@@ -81,14 +81,17 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 	defer h.conns.Done()
 	defer h.leave(vw)
 
+	// Goroutines are most of what a viewer costs: the vote loop starts
+	// with the first vote, and pings run from a timer.
 	var wg sync.WaitGroup
 	var votes chan VoteMessage
+	var startVotes func()
 	if v.Vote != nil {
 		votes = make(chan VoteMessage, maxPendingVotes)
-		wg.Go(func() { h.voteLoop(ctx, vw, votes, v.Vote) })
+		startVotes = sync.OnceFunc(func() { wg.Go(func() { h.voteLoop(ctx, vw, votes, v.Vote) }) })
 	}
-	wg.Go(func() { h.readLoop(ctx, c, vw, votes) })
-	wg.Go(func() { h.pingLoop(ctx, c, vw) })
+	wg.Go(func() { h.readLoop(ctx, c, vw, votes, startVotes) })
+	stopPings := h.startPings(ctx, c, vw)
 
 	// One timer per connection bounds every write: a context with a
 	// deadline per message cost a tenth of the hub's CPU at 10,000 viewers
@@ -121,6 +124,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 		c.CloseNow() // the client is gone, or broke the protocol and was told
 	}
 	cancel()
+	stopPings()
 	wg.Wait()
 }
 
@@ -142,7 +146,7 @@ func (h *Hub) closeConnWithin(c *websocket.Conn, cancel context.CancelFunc, grac
 // readLoop reads the client's messages until the connection ends. It never
 // blocks on anything but the socket: votes go to voteLoop, answers to the
 // writer, so pongs are always read in time.
-func (h *Hub) readLoop(ctx context.Context, c *websocket.Conn, vw *viewer, votes chan<- VoteMessage) {
+func (h *Hub) readLoop(ctx context.Context, c *websocket.Conn, vw *viewer, votes chan<- VoteMessage, startVotes func()) {
 	defer vw.close(closeClient)
 	for {
 		typ, data, err := c.Read(ctx)
@@ -163,6 +167,7 @@ func (h *Hub) readLoop(ctx context.Context, c *websocket.Conn, vw *viewer, votes
 			vw.reply(encode("vote_result", voteResult{Type: "vote_result", Ref: in.Ref, Status: http.StatusForbidden,
 				Code: "forbidden", Detail: "voting is not possible on this connection"}))
 		default:
+			startVotes()
 			select {
 			case votes <- in.VoteMessage:
 			default:
@@ -194,30 +199,64 @@ func (h *Hub) voteLoop(ctx context.Context, vw *viewer, votes <-chan VoteMessage
 	}
 }
 
-// pingLoop pings the client every PingInterval and closes a viewer that
+// startPings pings the client every PingInterval and closes a viewer that
 // does not answer within PingTimeout: that also catches a client that
-// never reads while its socket buffers still take our writes.
-func (h *Hub) pingLoop(ctx context.Context, c *websocket.Conn, vw *viewer) {
-	t := time.NewTicker(h.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-vw.closed:
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, h.cfg.PingTimeout)
-		err := c.Ping(pctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-				vw.slow(fmt.Errorf("no pong within %v", h.cfg.PingTimeout))
-			} else {
-				vw.close(closeClient) // the connection is gone already
-			}
+// never reads while its socket buffers still take our writes. Pings run
+// from a timer, so a connection has no goroutine of its own between them.
+// stop ends them and waits for a ping under way.
+func (h *Hub) startPings(ctx context.Context, c *websocket.Conn, vw *viewer) (stop func()) {
+	var (
+		mu      sync.Mutex
+		t       *time.Timer
+		stopped bool
+		running sync.WaitGroup
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(h.cfg.PingInterval, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
 			return
 		}
+		running.Add(1)
+		mu.Unlock()
+		defer running.Done()
+		if !h.ping(ctx, c, vw) {
+			return
+		}
+		mu.Lock()
+		if !stopped {
+			t.Reset(h.cfg.PingInterval)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+		running.Wait()
 	}
+}
+
+// ping pings the client once; false means the viewer is closed.
+func (h *Hub) ping(ctx context.Context, c *websocket.Conn, vw *viewer) bool {
+	select {
+	case <-vw.closed:
+		return false
+	default:
+	}
+	pctx, cancel := context.WithTimeout(ctx, h.cfg.PingTimeout)
+	err := c.Ping(pctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			vw.slow(fmt.Errorf("no pong within %v", h.cfg.PingTimeout))
+		} else {
+			vw.close(closeClient) // the connection is gone already
+		}
+		return false
+	}
+	return true
 }
