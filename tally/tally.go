@@ -301,7 +301,7 @@ func (t *Tally) follow(ctx context.Context, shard int) error {
 	}
 	st := t.shards[shard]
 	st.applied.Store(mark)
-	in, stop, err := t.consume(ctx, mark, votelog.ShardFilter(shard))
+	in, stop, err := t.consume(ctx, mark, votelog.ShardFilter(shard), t.cfg.BatchSize)
 	if err != nil {
 		return err
 	}
@@ -344,7 +344,7 @@ func (t *Tally) follow(ctx context.Context, shard int) error {
 // consume reads the stream from sequence mark+1 (from the start when mark
 // is 0) with an ordered consumer on filter ("" for the whole stream). The
 // messages arrive in the returned inbox until stop is called.
-func (t *Tally) consume(ctx context.Context, mark uint64, filter string) (in *inbox, stop func(), err error) {
+func (t *Tally) consume(ctx context.Context, mark uint64, filter string, pull int) (in *inbox, stop func(), err error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if filter != "" {
 		cfg.FilterSubjects = []string{filter}
@@ -357,9 +357,9 @@ func (t *Tally) consume(ctx context.Context, mark uint64, filter string) (in *in
 	if err != nil {
 		return nil, nil, fmt.Errorf("tally: consumer: %w", err)
 	}
-	in = newInbox(t.cfg.BatchSize)
+	in = newInbox(pull)
 	hctx, unblock := context.WithCancel(ctx)
-	cc, err := cons.Consume(func(m jetstream.Msg) { in.put(hctx, m) }, jetstream.PullMaxMessages(t.cfg.BatchSize))
+	cc, err := cons.Consume(func(m jetstream.Msg) { in.put(hctx, m) }, jetstream.PullMaxMessages(pull))
 	if err != nil {
 		unblock()
 		return nil, nil, fmt.Errorf("tally: consume: %w", err)
