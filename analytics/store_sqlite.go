@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
@@ -92,24 +93,54 @@ func (s *SQLiteStore) Insert(ctx context.Context, votes []Vote) error {
 		return fmt.Errorf("analytics: insert: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO votes
-		(seq, vote_id, poll_id, options, time, region, country, device, referrer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("analytics: insert: %w", err)
-	}
-	defer stmt.Close()
-	for i := range votes {
-		v := &votes[i]
-		opts, _ := json.Marshal(v.Options)
-		if _, err := stmt.ExecContext(ctx, int64(v.Seq), v.VoteID, v.PollID, string(opts), v.Time.Unix(),
-			v.Region, v.Country, v.Device, v.Referrer); err != nil {
+	// Rows go in sqliteInsertRows at a time, one statement each: a row per
+	// statement spent more in database/sql than in SQLite.
+	var full *sql.Stmt
+	args := make([]any, 0, sqliteInsertRows*9)
+	for len(votes) > 0 {
+		n := min(len(votes), sqliteInsertRows)
+		args = args[:0]
+		for i := range votes[:n] {
+			v := &votes[i]
+			opts, _ := json.Marshal(v.Options)
+			args = append(args, int64(v.Seq), v.VoteID, v.PollID, string(opts), v.Time.Unix(), v.Region, v.Country, v.Device, v.Referrer)
+		}
+		stmt := full
+		if n < sqliteInsertRows || full == nil {
+			if stmt, err = tx.PrepareContext(ctx, sqliteInsert(n)); err != nil {
+				return fmt.Errorf("analytics: insert: %w", err)
+			}
+			defer stmt.Close()
+			if n == sqliteInsertRows {
+				full = stmt
+			}
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("analytics: insert: %w", err)
 		}
+		votes = votes[n:]
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("analytics: insert: %w", err)
 	}
 	return nil
+}
+
+// sqliteInsertRows is the most rows one INSERT statement carries (9
+// parameters each, far under SQLite's limit of 32,766).
+const sqliteInsertRows = 100
+
+// sqliteInsert is the INSERT statement of n rows.
+func sqliteInsert(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT OR IGNORE INTO votes (seq, vote_id, poll_id, options, time, region, country, device, referrer) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
 }
 
 // Timeline implements Store.

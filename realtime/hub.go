@@ -53,6 +53,11 @@ type Viewer struct {
 	// log's ack) without holding up the connection's reads or writes.
 	// Nil means votes are refused (403 forbidden).
 	Vote func(ctx context.Context, m VoteMessage) VoteReply
+	// VoteBatch, when set with Vote, casts the votes waiting on the
+	// connection together (up to its queue of 8), in order, returning one
+	// reply per vote: a socket's votes then share the wait for the log's
+	// acks instead of queueing for it one by one.
+	VoteBatch func(ctx context.Context, ms []VoteMessage) []VoteReply
 }
 
 // HubConfig configures NewHub.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -945,5 +946,53 @@ func TestFanoutRateSpacesMessagesOfCrowdedPolls(t *testing.T) {
 		if got, limit := fl.n.Load()-1, int64(elapsed/interval)+2; got > limit {
 			t.Fatalf("viewer %d got %d messages in %v for %d updates: more than one per %v (limit %d)", i, got, elapsed, n, interval, limit)
 		}
+	}
+}
+
+// TestVotesWaitingOnASocketAreCastTogether: with VoteBatch, the votes
+// queued behind a slow one go to the vote function together, and every
+// vote is answered, in order, with its own ref.
+func TestVotesWaitingOnASocketAreCastTogether(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{})
+	p := f.newPoll(t, poll.CreateInput{})
+	release := make(chan struct{})
+	var calls, largest atomic.Int32
+	f.viewer = realtime.Viewer{
+		Vote: func(context.Context, realtime.VoteMessage) realtime.VoteReply {
+			t.Error("Vote called although VoteBatch is set")
+			return realtime.VoteReply{Status: 500}
+		},
+		VoteBatch: func(ctx context.Context, ms []realtime.VoteMessage) []realtime.VoteReply {
+			if calls.Add(1) == 1 {
+				<-release // the first vote waits for the log while the others queue
+			}
+			if n := int32(len(ms)); n > largest.Load() {
+				largest.Store(n)
+			}
+			out := make([]realtime.VoteReply, len(ms))
+			for i, m := range ms {
+				out[i] = realtime.VoteReply{Status: 202, VoteID: "v-" + m.Ref}
+			}
+			return out
+		},
+	}
+	c := f.dial(t, p.ID)
+	read(t, c, 5*time.Second)
+	for i := range 8 {
+		send(t, c, fmt.Sprintf(`{"type":"vote","ref":"%d","options":["a"]}`, i))
+	}
+	// The socket's messages are read in order: once the answer to this
+	// one is back, the eight votes are queued or under way.
+	send(t, c, `{"type":"hello"}`)
+	readType(t, c, "error")
+	close(release)
+	for i := range 8 {
+		m := readType(t, c, "vote_result")
+		if want := strconv.Itoa(i); m["ref"] != want || m["status"] != float64(202) || m["vote_id"] != "v-"+want {
+			t.Fatalf("answer %d: %v", i, m)
+		}
+	}
+	if largest.Load() < 2 {
+		t.Fatalf("the queued votes were cast one by one (largest batch %d)", largest.Load())
 	}
 }

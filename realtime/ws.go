@@ -88,7 +88,15 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 	var startVotes func()
 	if v.Vote != nil {
 		votes = make(chan VoteMessage, maxPendingVotes)
-		startVotes = sync.OnceFunc(func() { wg.Go(func() { h.voteLoop(ctx, vw, votes, v.Vote) }) })
+		cast := v.VoteBatch
+		if cast == nil {
+			cast = func(ctx context.Context, ms []VoteMessage) []VoteReply { return []VoteReply{v.Vote(ctx, ms[0])} }
+		}
+		batch := 1
+		if v.VoteBatch != nil {
+			batch = maxPendingVotes
+		}
+		startVotes = sync.OnceFunc(func() { wg.Go(func() { h.voteLoop(ctx, vw, votes, batch, cast) }) })
 	}
 	wg.Go(func() { h.readLoop(ctx, c, vw, votes, startVotes) })
 	stopPings := h.startPings(ctx, c, vw)
@@ -178,23 +186,41 @@ func (h *Hub) readLoop(ctx context.Context, c *websocket.Conn, vw *viewer, votes
 	}
 }
 
-// voteLoop casts the socket's votes one at a time, in order, and queues
-// their answers for the writer.
-func (h *Hub) voteLoop(ctx context.Context, vw *viewer, votes <-chan VoteMessage, vote func(context.Context, VoteMessage) VoteReply) {
+// voteLoop casts the socket's votes in order, up to batch at once, and
+// queues their answers for the writer.
+func (h *Hub) voteLoop(ctx context.Context, vw *viewer, votes <-chan VoteMessage, batch int, cast func(context.Context, []VoteMessage) []VoteReply) {
+	ms := make([]VoteMessage, 0, batch)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case m := <-votes:
-			rep := vote(ctx, m)
-			if ctx.Err() != nil {
-				return // the connection is gone: nobody to answer
+			ms = append(ms[:0], m)
+		}
+		for more := true; more && len(ms) < batch; {
+			select {
+			case m := <-votes:
+				ms = append(ms, m)
+			default:
+				more = false
+			}
+		}
+		reps := cast(ctx, ms)
+		if ctx.Err() != nil {
+			return // the connection is gone: nobody to answer
+		}
+		accepted := false
+		for i, m := range ms {
+			rep := VoteReply{Status: http.StatusInternalServerError, Code: "internal", Detail: "no answer for this vote"}
+			if i < len(reps) {
+				rep = reps[i]
 			}
 			vw.reply(encode("vote_result", voteResult{Type: "vote_result", Ref: m.Ref, Status: rep.Status,
 				VoteID: rep.VoteID, Code: rep.Code, Detail: rep.Detail}))
-			if rep.Status == http.StatusAccepted && !vw.voted.Swap(true) {
-				vw.topic.refresh(vw) // after_vote: results are visible now
-			}
+			accepted = accepted || rep.Status == http.StatusAccepted
+		}
+		if accepted && !vw.voted.Swap(true) {
+			vw.topic.refresh(vw) // after_vote: results are visible now
 		}
 	}
 }

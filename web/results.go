@@ -61,10 +61,8 @@ func (s *server) liveViewer(c *gin.Context) (*poll.Poll, realtime.Viewer, bool) 
 		return nil, realtime.Viewer{}, false
 	}
 	pv := s.viewerOf(c, p)
-	return p, realtime.Viewer{
-		Owner: pv.Owner, Voted: pv.Voted,
-		Vote: s.socketVoter(c.Request, p.ID, c.Query("voter")),
-	}, true
+	one, many := s.socketVoters(c.Request, p.ID, c.Query("voter"))
+	return p, realtime.Viewer{Owner: pv.Owner, Voted: pv.Voted, Vote: one, VoteBatch: many}, true
 }
 
 func (s *server) live(c *gin.Context) {
@@ -80,6 +78,6 @@ func (s *server) events(c *gin.Context) {
 	if !ok {
 		return
 	}
-	v.Vote = nil // SSE is one-way
+	v.Vote, v.VoteBatch = nil, nil // SSE is one-way
 	s.Hub.ServeSSE(c.Writer, c.Request, p.ID, v)
 }

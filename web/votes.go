@@ -146,21 +146,42 @@ func resultOf(voteID string, err error) batchResult {
 	return batchResult{Status: status, Code: code, Detail: detail}
 }
 
-// socketVoter returns the function that casts votes sent over a live
-// socket, with the identity of the HTTP request that opened it.
-func (s *server) socketVoter(r *http.Request, pollID, voter string) func(context.Context, realtime.VoteMessage) realtime.VoteReply {
+// socketVoters returns the functions that cast votes sent over a live
+// socket, one or several at once, with the identity of the HTTP request
+// that opened it.
+func (s *server) socketVoters(r *http.Request, pollID, voter string) (
+	func(context.Context, realtime.VoteMessage) realtime.VoteReply,
+	func(context.Context, []realtime.VoteMessage) []realtime.VoteReply,
+) {
 	base := s.voteRequest(r, pollID, voteInput{})
-	return func(ctx context.Context, m realtime.VoteMessage) realtime.VoteReply {
+	request := func(m realtime.VoteMessage) ingest.Request {
 		req := base
 		req.Options, req.Voter, req.IdempotencyKey = m.Options, m.Voter, m.IdempotencyKey
 		if req.Voter == "" {
 			req.Voter = voter
 		}
-		acc, err := s.Ingest.Vote(ctx, req)
+		return req
+	}
+	reply := func(acc ingest.Accepted, err error) realtime.VoteReply {
 		if err != nil {
 			status, code, detail := StatusOf(err)
 			return realtime.VoteReply{Status: status, Code: string(code), Detail: detail}
 		}
 		return realtime.VoteReply{Status: http.StatusAccepted, VoteID: acc.VoteID}
 	}
+	one := func(ctx context.Context, m realtime.VoteMessage) realtime.VoteReply {
+		return reply(s.Ingest.Vote(ctx, request(m)))
+	}
+	many := func(ctx context.Context, ms []realtime.VoteMessage) []realtime.VoteReply {
+		reqs := make([]ingest.Request, len(ms))
+		for i, m := range ms {
+			reqs[i] = request(m)
+		}
+		out := make([]realtime.VoteReply, len(ms))
+		for i, o := range s.Ingest.VoteBatch(ctx, reqs) {
+			out[i] = reply(o.Accepted, o.Err)
+		}
+		return out
+	}
+	return one, many
 }
