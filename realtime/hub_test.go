@@ -546,19 +546,25 @@ func TestVotesOnTheSocket(t *testing.T) {
 	}
 }
 
-func TestSlowVotesDoNotBlockTheSocket(t *testing.T) {
-	f := newFixture(t, realtime.HubConfig{PingInterval: 50 * time.Millisecond, PingTimeout: 400 * time.Millisecond})
-	p := f.newPoll(t, poll.CreateInput{})
-	release := make(chan struct{})
-	var calls atomic.Int32
-	f.viewer = realtime.Viewer{Vote: func(ctx context.Context, m realtime.VoteMessage) realtime.VoteReply {
+// heldVote is a vote function that counts its calls and answers 202 once
+// release is closed (or the connection ends).
+func heldVote(release <-chan struct{}, calls *atomic.Int32) func(context.Context, realtime.VoteMessage) realtime.VoteReply {
+	return func(ctx context.Context, m realtime.VoteMessage) realtime.VoteReply {
 		calls.Add(1)
 		select {
 		case <-release:
 		case <-ctx.Done():
 		}
 		return realtime.VoteReply{Status: 202, VoteID: "v-" + m.Ref}
-	}}
+	}
+}
+
+func TestSlowVotesDoNotBlockTheSocket(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{PingInterval: 50 * time.Millisecond, PingTimeout: 400 * time.Millisecond})
+	p := f.newPoll(t, poll.CreateInput{})
+	release := make(chan struct{})
+	var calls atomic.Int32
+	f.viewer = realtime.Viewer{Vote: heldVote(release, &calls)}
 	var pings atomic.Int32
 	c := f.dialWith(t, p.ID, &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
 		pings.Add(1)
@@ -596,14 +602,7 @@ func TestVotesOverflowingTheQueueAreAnswered(t *testing.T) {
 	p := f.newPoll(t, poll.CreateInput{})
 	release := make(chan struct{})
 	var calls atomic.Int32
-	f.viewer = realtime.Viewer{Vote: func(ctx context.Context, m realtime.VoteMessage) realtime.VoteReply {
-		calls.Add(1)
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		return realtime.VoteReply{Status: 202, VoteID: "v-" + m.Ref}
-	}}
+	f.viewer = realtime.Viewer{Vote: heldVote(release, &calls)}
 	c := f.dial(t, p.ID)
 	read(t, c, 5*time.Second)
 	send(t, c, `{"type":"vote","ref":"0","options":["a"]}`)

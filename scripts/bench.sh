@@ -176,6 +176,10 @@ start_pollcast memory
 bench http "$PC_URL" http --concurrency 64
 bench ws "$PC_URL" ws --concurrency 64
 bench batch "$PC_URL" batch --concurrency 8
+stop "$PC_PID"
+# A fresh process for the viewers, so that its RSS growth is theirs and
+# not heap the runs above left free.
+start_pollcast viewers
 viewers viewers "$PC_URL"
 stop "$PC_PID"
 

@@ -117,6 +117,16 @@ func (e *env) start(tb testing.TB, store tally.Store, opts ...func(*tally.Tally)
 	return tl
 }
 
+// readerModes are the two ways a tally folds a log it finds at start: one
+// reader for every shard first, or each shard's worker alone.
+var readerModes = []struct {
+	name string
+	opts []func(*tally.Tally) *tally.Tally
+}{
+	{"one reader", nil},
+	{"shard workers", []func(*tally.Tally) *tally.Tally{tally.WithoutCatchUp}},
+}
+
 func waitCaughtUp(tb testing.TB, tl *tally.Tally) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -233,13 +243,7 @@ func TestTallyCountsTheLogExactlyOnce(t *testing.T) {
 }
 
 func TestTallySkipsBadRecordsAndDeletedPolls(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts []func(*tally.Tally) *tally.Tally
-	}{
-		{"one reader", nil},
-		{"shard workers", []func(*tally.Tally) *tally.Tally{tally.WithoutCatchUp}},
-	} {
+	for _, tc := range readerModes {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			live, gone := e.newPoll(t), e.newPoll(t)
@@ -482,13 +486,7 @@ func BenchmarkRebuild(b *testing.B) {
 	for range polls {
 		e.logVotes(b, e.newPoll(b), votes/polls, votes/polls)
 	}
-	for _, bc := range []struct {
-		name string
-		opts []func(*tally.Tally) *tally.Tally
-	}{
-		{"one reader", nil},
-		{"shard workers", []func(*tally.Tally) *tally.Tally{tally.WithoutCatchUp}},
-	} {
+	for _, bc := range readerModes {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
 				tl, err := tally.New(e.js, e.nc, tally.NewMemoryStore(), e.cat, tally.Config{Shards: e.shards, Logger: slog.New(slog.DiscardHandler)})

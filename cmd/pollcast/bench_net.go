@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -254,22 +253,11 @@ func (p *pacer) behind() int64 {
 	return max(p.due.Load()-p.taken.Load(), 0) * p.unit
 }
 
-// benchIsTerminal reports whether w is a terminal, where the progress line is
-// redrawn in place.
-func benchIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
 // startProgress prints a progress line on stderr every second until the
 // returned function is called (or ctx ends).
 func (b *bench) startProgress(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	tty := benchIsTerminal(b.stderr)
+	tty := isTerminal(b.stderr)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -539,6 +539,7 @@ func (s *screen) draw(block string) {
 	_, _ = io.WriteString(s.w, b.String())
 }
 
+// isTerminal reports whether w is a terminal, where output is redrawn in place.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {

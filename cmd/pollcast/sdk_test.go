@@ -273,10 +273,7 @@ func TestSDKVoteWaitsOutRateLimit(t *testing.T) {
 	a := startApp(t, func(c *Config) { c.VoteRate = 1 }) // bursts of 4
 	ctx := testCtx(t, 30*time.Second)
 	admin := sdkClient(t, a, testAdminKey)
-	p, err := admin.CreatePoll(ctx, sdk.CreatePollParams{Question: "Q?", Options: []string{"A", "B"}, Dedupe: sdk.DedupeNone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := openPoll(ctx, t, admin)
 	once := sdkClient(t, a, "", sdk.Config{MaxAttempts: 1})
 	accepted := 0
 	var limited error
@@ -294,7 +291,7 @@ func TestSDKVoteWaitsOutRateLimit(t *testing.T) {
 	// A deadline sooner than Retry-After: the error comes back at once.
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	start := time.Now()
-	_, err = sdkClient(t, a, "").Vote(short, p.ID, sdk.Vote{Options: []string{"a"}})
+	_, err := sdkClient(t, a, "").Vote(short, p.ID, sdk.Vote{Options: []string{"a"}})
 	cancel()
 	wantAPIError(t, "vote with a short deadline", err, http.StatusTooManyRequests, sdk.CodeRateLimited)
 	if d := time.Since(start); d > 250*time.Millisecond {
@@ -322,13 +319,10 @@ func TestSDKVoteOverloaded(t *testing.T) {
 	a := startApp(t)
 	ctx := testCtx(t, 30*time.Second)
 	admin := sdkClient(t, a, testAdminKey)
-	p, err := admin.CreatePoll(ctx, sdk.CreatePollParams{Question: "Q?", Options: []string{"A", "B"}, Dedupe: sdk.DedupeNone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := openPoll(ctx, t, admin)
 	a.emb.Shutdown()
 	start := time.Now()
-	_, err = sdkClient(t, a, "", sdk.Config{MaxAttempts: 2}).Vote(ctx, p.ID, sdk.Vote{Options: []string{"a"}})
+	_, err := sdkClient(t, a, "", sdk.Config{MaxAttempts: 2}).Vote(ctx, p.ID, sdk.Vote{Options: []string{"a"}})
 	e := wantAPIError(t, "vote with the log down", err, http.StatusServiceUnavailable, sdk.CodeOverloaded)
 	if !errors.Is(err, sdk.ErrOverloaded) || e.RetryAfter < time.Second || !strings.Contains(err.Error(), "after 2 attempts") {
 		t.Fatalf("overloaded error: %v (%+v)", err, e)
@@ -413,10 +407,7 @@ func TestSDKVoteRetriesLostAnswerWithTheSameKey(t *testing.T) {
 	a := startApp(t)
 	ctx := testCtx(t, 30*time.Second)
 	admin := sdkClient(t, a, testAdminKey)
-	p, err := admin.CreatePoll(ctx, sdk.CreatePollParams{Question: "Q?", Options: []string{"A", "B"}, Dedupe: sdk.DedupeNone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := openPoll(ctx, t, admin)
 	proxy := startLossyProxy(t, strings.TrimPrefix(a.url, "http://"), 1)
 	c, err := sdk.New("http://"+proxy.ln.Addr().String(), sdk.Config{MinBackoff: 10 * time.Millisecond,
 		HTTPClient: &http.Client{Transport: &http.Transport{}}})
@@ -566,10 +557,7 @@ func TestSDKAnalytics(t *testing.T) {
 	a := startApp(t)
 	ctx := testCtx(t, 30*time.Second)
 	admin := sdkClient(t, a, testAdminKey)
-	p, err := admin.CreatePoll(ctx, sdk.CreatePollParams{Question: "Q?", Options: []string{"A", "B"}, Dedupe: sdk.DedupeNone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := openPoll(ctx, t, admin)
 	for i := range 5 {
 		if _, err := admin.Vote(ctx, p.ID, sdk.Vote{Options: []string{[]string{"a", "b"}[i%2]}, Referrer: "https://news.example.com/x"}); err != nil {
 			t.Fatal(err)
@@ -577,6 +565,7 @@ func TestSDKAnalytics(t *testing.T) {
 	}
 	var tl *sdk.Timeline
 	eventually(t, 10*time.Second, "timeline counts 5 votes", func() bool {
+		var err error
 		tl, err = admin.Timeline(ctx, p.ID, sdk.TimelineParams{Step: sdk.StepHour})
 		if err != nil {
 			t.Fatal(err)
@@ -657,10 +646,7 @@ func TestSDKLive(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	admin := sdkClient(t, a, testAdminKey)
 	public := sdkClient(t, a, "")
-	p, err := admin.CreatePoll(ctx, sdk.CreatePollParams{Question: "Q?", Options: []string{"A", "B"}, Dedupe: sdk.DedupeNone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := openPoll(ctx, t, admin)
 	events, err := public.Live(ctx, p.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -755,10 +741,7 @@ func TestSDKLiveReconnects(t *testing.T) {
 	a := startAppWith(t, cfg)
 	ctx := testCtx(t, 60*time.Second)
 	admin := sdkClient(t, a, testAdminKey)
-	p, err := admin.CreatePoll(ctx, sdk.CreatePollParams{Question: "Q?", Options: []string{"A", "B"}, Dedupe: sdk.DedupeNone})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := openPoll(ctx, t, admin)
 	live := sdkClient(t, a, "", sdk.Config{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	events, err := live.Live(ctx, p.ID)
 	if err != nil {
@@ -785,4 +768,14 @@ func TestSDKLiveReconnects(t *testing.T) {
 			t.Fatalf("after restart %d: %+v", restart, r)
 		}
 	}
+}
+
+// openPoll creates an open poll of two options, every vote counted.
+func openPoll(ctx context.Context, t *testing.T, admin *sdk.Client) *sdk.Poll {
+	t.Helper()
+	p, err := admin.CreatePoll(ctx, sdk.CreatePollParams{Question: "Q?", Options: []string{"A", "B"}, Dedupe: sdk.DedupeNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
