@@ -103,7 +103,13 @@ func waitAcks(tb testing.TB, futs []jetstream.PubAckFuture) {
 // start starts a tally on store, closed at the end of the test.
 func (e *env) start(tb testing.TB, store tally.Store, opts ...func(*tally.Tally) *tally.Tally) *tally.Tally {
 	tb.Helper()
-	tl, err := tally.New(e.js, e.nc, store, e.cat, tally.Config{Shards: e.shards})
+	return e.startWith(tb, store, tally.Config{Shards: e.shards}, opts...)
+}
+
+// startWith is start with a configuration of the test's own.
+func (e *env) startWith(tb testing.TB, store tally.Store, cfg tally.Config, opts ...func(*tally.Tally) *tally.Tally) *tally.Tally {
+	tb.Helper()
+	tl, err := tally.New(e.js, e.nc, store, e.cat, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -417,14 +423,7 @@ func TestTallyMetrics(t *testing.T) {
 	p := e.newPoll(t)
 	e.logVotes(t, p, 700, 0)
 	reg := prometheus.NewPedanticRegistry()
-	tl, err := tally.New(e.js, e.nc, tally.NewMemoryStore(), e.cat, tally.Config{Shards: shards, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tl.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tl.Close)
+	tl := e.startWith(t, tally.NewMemoryStore(), tally.Config{Shards: shards, Registerer: reg})
 	waitCaughtUp(t, tl)
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -622,14 +621,7 @@ func TestTallyObserveSeesTheWholeLogOnce(t *testing.T) {
 		seen[r.PollID+"/"+r.VoteID]++
 		return nil
 	}
-	tl, err := tally.New(e.js, e.nc, tally.NewMemoryStore(), e.cat, tally.Config{Shards: e.shards, Observe: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tl.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tl.Close)
+	tl := e.startWith(t, tally.NewMemoryStore(), tally.Config{Shards: e.shards, Observe: obs})
 	waitCaughtUp(t, tl)
 	last, err := votelog.LastSeq(context.Background(), e.js)
 	if err != nil {
