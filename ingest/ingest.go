@@ -47,6 +47,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the ingest metrics. Zero value means no metrics.
 	Registerer prometheus.Registerer
+	// VotersCheck is how often a durable registry is checked for lost data
+	// (Voters.Complete). Zero value means 1s.
+	VotersCheck time.Duration
 }
 
 // Request is one vote as a client sent it, with what the transport knows
@@ -94,6 +97,7 @@ type Service struct {
 	cfg     Config
 	m       *metrics
 	rebuilt atomic.Bool
+	lost    chan struct{} // a claim found the registry lost: check it now
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -106,6 +110,7 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	cfg.PublishTimeout = cmp.Or(cfg.PublishTimeout, 5*time.Second)
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, 16384)
 	cfg.Region = cmp.Or(cfg.Region, "local")
+	cfg.VotersCheck = cmp.Or(cfg.VotersCheck, time.Second)
 	if cfg.Voters == nil {
 		cfg.Voters = NewMemoryVoters()
 	}
@@ -128,7 +133,11 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel}
+	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel,
+		lost: make(chan struct{}, 1)}
+	if cfg.Voters.Durable() {
+		s.wg.Go(func() { s.watchVoters(ctx) })
+	}
 	if cfg.VoteRate > 0 {
 		s.lim = cfg.Limiter
 		if s.lim == nil {
@@ -157,10 +166,82 @@ func (s *Service) Rebuild(ctx context.Context) error {
 // stream sequence seen to Remember (the tally's start-up read, so that the
 // log is read once): it reads only what follows.
 func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
-	defer s.rebuilt.Store(true)
 	if s.voters.Durable() {
-		return nil // the registry outlived the last process
+		complete, err := s.voters.Complete(ctx)
+		if err != nil {
+			return fmt.Errorf("ingest: rebuild: %w", err)
+		}
+		if !complete {
+			if err := s.rebuildDurable(ctx); err != nil {
+				return err
+			}
+		}
+		s.rebuilt.Store(true) // the registry outlived the last process, or is rebuilt
+		return nil
 	}
+	if err := s.readVoters(ctx, seen); err != nil {
+		return err
+	}
+	s.rebuilt.Store(true)
+	return nil
+}
+
+// rebuildDurable refills a durable registry that lost its data from the
+// whole log, then marks it complete.
+func (s *Service) rebuildDurable(ctx context.Context) error {
+	start := time.Now()
+	if err := s.readVoters(ctx, 0); err != nil {
+		return err
+	}
+	if err := s.voters.MarkComplete(ctx); err != nil {
+		return fmt.Errorf("ingest: rebuild: %w", err)
+	}
+	s.cfg.Logger.Info("ingest: voter registry rebuilt from the log", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// watchVoters checks a durable registry every VotersCheck, and at once when
+// a claim found it lost; when it lost its data, votes of deduplicated polls
+// are refused (503) until it is rebuilt from the log, so that nobody votes
+// twice through the gap.
+func (s *Service) watchVoters(ctx context.Context) {
+	t := time.NewTicker(s.cfg.VotersCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.lost:
+		}
+		if !s.rebuilt.Load() {
+			continue // the start-up rebuild has not run yet
+		}
+		complete, err := s.voters.Complete(ctx)
+		if err != nil || complete {
+			continue // an unreachable registry refuses claims by itself
+		}
+		s.rebuilt.Store(false)
+		s.cfg.Logger.Warn("ingest: the voter registry lost its data; rebuilding it from the log, votes of deduplicated polls wait")
+		for {
+			err := s.rebuildDurable(ctx)
+			if err == nil {
+				break
+			}
+			s.cfg.Logger.Warn("ingest: voter registry rebuild failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		s.rebuilt.Store(true)
+	}
+}
+
+// readVoters records the voter of every vote of the log after sequence
+// seen in the registry.
+func (s *Service) readVoters(ctx context.Context, seen uint64) error {
 	last, err := votelog.LastSeq(ctx, s.js)
 	if err != nil {
 		return fmt.Errorf("ingest: rebuild: %w", err)
@@ -196,7 +277,7 @@ func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
 			return fmt.Errorf("ingest: rebuild: %w", err)
 		}
 		if r, err := votelog.Decode(msg.Data()); err == nil {
-			if err := s.Remember(ctx, &r); err != nil {
+			if err := s.record(ctx, &r); err != nil {
 				return fmt.Errorf("ingest: rebuild: %w", err)
 			}
 		}
@@ -210,7 +291,15 @@ func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
 // outlive the process; RebuildAfter calls it, and so may a reader of the
 // log that this process runs anyway. r is not kept.
 func (s *Service) Remember(ctx context.Context, r *votelog.Record) error {
-	if s.voters.Durable() || len(r.Voter) != len(voterKey{}) {
+	if s.voters.Durable() {
+		return nil
+	}
+	return s.record(ctx, r)
+}
+
+// record notes the voter of a logged vote in the registry.
+func (s *Service) record(ctx context.Context, r *votelog.Record) error {
+	if len(r.Voter) != len(voterKey{}) {
 		return nil
 	}
 	id, err := parseVoteID(r.VoteID)
@@ -277,6 +366,10 @@ func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote 
 		v.key = key
 	}
 	if p.Dedupe != poll.DedupeNone {
+		if !s.rebuilt.Load() {
+			v.err = overloaded("one-vote-per-voter is being rebuilt from the log; try again shortly")
+			return v
+		}
 		res, err := s.voters.Claim(ctx, key, v.id)
 		if err != nil {
 			s.cfg.Logger.Warn("ingest: dedupe registry", "err", err)
@@ -284,6 +377,10 @@ func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote 
 			return v
 		}
 		switch res {
+		case claimLost:
+			signal(s.lost)
+			v.err = overloaded("one-vote-per-voter is being rebuilt from the log; try again shortly")
+			return v
 		case claimTaken:
 			v.err = poll.Errorf(poll.ErrAlreadyVoted, "this voter already voted in this poll")
 			return v
@@ -443,4 +540,12 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// signal leaves a token in a 1-buffered channel unless one is there.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }

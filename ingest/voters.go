@@ -17,6 +17,7 @@ const (
 	claimed     claimResult = iota // the voter is reserved for this vote: publish it
 	claimStored                    // this very vote (same id) is already stored: answer as before
 	claimTaken                     // another vote of the voter holds the claim
+	claimLost                      // the registry lost its data: rebuild it before deciding
 )
 
 // Voters is the dedupe registry: which voter voted in which poll.
@@ -42,4 +43,10 @@ type Voters interface {
 	// Durable reports whether the registry outlives the process; one that
 	// does not is rebuilt from the log at start.
 	Durable() bool
+	// Complete reports whether a durable registry still holds every vote
+	// of the log: false once its store lost its data (a FLUSHALL, a Redis
+	// without persistence restarted) until MarkComplete after a rebuild.
+	// Claim answers claimLost meanwhile where it can tell at once.
+	Complete(ctx context.Context) (bool, error)
+	MarkComplete(ctx context.Context) error
 }

@@ -104,6 +104,12 @@ func (v *MemoryVoters) Voted(_ context.Context, k voterKey) (bool, error) {
 // Durable implements Voters: memory is lost with the process.
 func (v *MemoryVoters) Durable() bool { return false }
 
+// Complete implements Voters: memory loses nothing while the process lives.
+func (v *MemoryVoters) Complete(context.Context) (bool, error) { return true, nil }
+
+// MarkComplete implements Voters.
+func (v *MemoryVoters) MarkComplete(context.Context) error { return nil }
+
 // Len returns the number of voters remembered.
 func (v *MemoryVoters) Len() int {
 	n := 0

@@ -16,10 +16,18 @@ import (
 // published (with a TTL, so a node that dies mid-publish frees the voter)
 // and "c:<vote id>" once the log stored it. It is durable: no rebuild from
 // the log at start.
+//
+// A marker key, "<prefix>:voters:complete", says the registry holds every
+// vote of the log. When Redis loses its data the marker goes with it: Claim
+// then answers claimLost (checked in the same script, except on a Redis
+// Cluster, where the marker lives on another node and the Service's watch
+// finds it gone within a second), and the registry is rebuilt from the log
+// before any vote of a deduplicated poll is admitted again.
 type RedisVoters struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	pending time.Duration
+	cluster bool // the marker cannot be read in the claim script
 }
 
 var _ Voters = (*RedisVoters)(nil)
@@ -38,16 +46,21 @@ func NewRedisVoters(rdb redis.UniversalClient, cfg RedisVotersConfig) (*RedisVot
 	if rdb == nil {
 		return nil, errors.New("ingest: redis client is nil")
 	}
-	return &RedisVoters{rdb: rdb, prefix: cmp.Or(cfg.Prefix, "pollcast"), pending: cmp.Or(cfg.PendingTTL, 30*time.Second)}, nil
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &RedisVoters{rdb: rdb, prefix: cmp.Or(cfg.Prefix, "pollcast"), pending: cmp.Or(cfg.PendingTTL, 30*time.Second), cluster: cluster}, nil
 }
+
+func (r *RedisVoters) marker() string { return r.prefix + ":voters:complete" }
 
 func (r *RedisVoters) key(k voterKey) string {
 	return r.prefix + ":voter:" + base64.RawURLEncoding.EncodeToString(k[:])
 }
 
-// claimScript: ARGV[1] vote id, ARGV[2] pending TTL in ms. Returns 0
-// claimed, 1 stored, 2 taken.
+// claimScript: ARGV[1] vote id, ARGV[2] pending TTL in ms, KEYS[2] the
+// marker when it can be read here. Returns 0 claimed, 1 stored, 2 taken,
+// 3 lost.
 var claimScript = redis.NewScript(`
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 then return 3 end
 local v = redis.call('GET', KEYS[1])
 if not v then
   redis.call('SET', KEYS[1], 'p:' .. ARGV[1], 'PX', ARGV[2])
@@ -76,7 +89,11 @@ return 1
 
 // Claim implements Voters.
 func (r *RedisVoters) Claim(ctx context.Context, k voterKey, id voteID) (claimResult, error) {
-	n, err := claimScript.Run(ctx, r.rdb, []string{r.key(k)}, id.String(), r.pending.Milliseconds()).Int()
+	keys := []string{r.key(k)}
+	if !r.cluster {
+		keys = append(keys, r.marker())
+	}
+	n, err := claimScript.Run(ctx, r.rdb, keys, id.String(), r.pending.Milliseconds()).Int()
 	if err != nil {
 		return 0, fmt.Errorf("ingest: redis claim: %w", err)
 	}
@@ -119,3 +136,20 @@ func (r *RedisVoters) Voted(ctx context.Context, k voterKey) (bool, error) {
 
 // Durable implements Voters.
 func (r *RedisVoters) Durable() bool { return true }
+
+// Complete implements Voters.
+func (r *RedisVoters) Complete(ctx context.Context) (bool, error) {
+	n, err := r.rdb.Exists(ctx, r.marker()).Result()
+	if err != nil {
+		return false, fmt.Errorf("ingest: redis voters marker: %w", err)
+	}
+	return n == 1, nil
+}
+
+// MarkComplete implements Voters.
+func (r *RedisVoters) MarkComplete(ctx context.Context) error {
+	if err := r.rdb.Set(ctx, r.marker(), "1", 0).Err(); err != nil {
+		return fmt.Errorf("ingest: redis voters marker: %w", err)
+	}
+	return nil
+}

@@ -26,8 +26,51 @@ func TestRedisVoters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := v.MarkComplete(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		return v
 	})
+}
+
+// TestRedisVotersLost: once Redis lost its data (here: every key of the
+// registry), claims answer claimLost until the registry is marked complete
+// again, instead of letting a voter who voted before the loss vote again.
+func TestRedisVotersLost(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testsvc.Redis(t)
+	v, err := NewRedisVoters(rdb, RedisVotersConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := v.Complete(ctx); err != nil || ok {
+		t.Fatalf("a new registry is complete: %v %v", ok, err)
+	}
+	if got, err := v.Claim(ctx, voterKey{1}, voteID{1}); err != nil || got != claimLost {
+		t.Fatalf("claim before the registry is known complete = %v %v", got, err)
+	}
+	if err := v.MarkComplete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.Claim(ctx, voterKey{1}, voteID{1}); err != nil || got != claimed {
+		t.Fatalf("claim = %v %v", got, err)
+	}
+	if err := v.Finish(ctx, voterKey{1}, voteID{1}, true); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(ctx, prefix+":*").Result()
+	if err != nil || len(keys) < 2 {
+		t.Fatalf("registry keys %v %v", keys, err)
+	}
+	if err := rdb.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.Claim(ctx, voterKey{1}, voteID{2}); err != nil || got != claimLost {
+		t.Fatalf("claim of a voter who voted before the loss = %v %v", got, err)
+	}
+	if ok, err := v.Complete(ctx); err != nil || ok {
+		t.Fatalf("complete after the loss: %v %v", ok, err)
+	}
 }
 
 // testVoters is the conformance suite of every Voters implementation.

@@ -16,8 +16,9 @@ import (
 
 // TestRedisFlushAllMidLoad: with the Redis tally store, FLUSHALL in the
 // middle of a load loses nothing and counts nothing twice: the shards see
-// their watermark gone and rebuild from the log. A restart then resumes
-// from the watermarks in Redis.
+// their watermark gone and rebuild from the log, and the voter registry is
+// rebuilt from the log before votes of the poll are admitted again. A
+// restart then resumes from the watermarks in Redis.
 func TestRedisFlushAllMidLoad(t *testing.T) {
 	srv := testsvc.StartRedis(t)
 	dir := t.TempDir()
@@ -66,6 +67,14 @@ func TestRedisFlushAllMidLoad(t *testing.T) {
 	r := a.results(id)
 	if r["total"] != float64(want) || r["voters"] != float64(want) {
 		t.Fatalf("results %v, want total and voters %d", r, want)
+	}
+	// The flush took the one-vote-per-voter registry with it: it was
+	// rebuilt from the log, so voters from before the flush are refused.
+	for w := range 8 {
+		body := fmt.Sprintf(`{"options":["c"],"voter":"w%d-0"}`, w)
+		if r := a.do("POST", "/v1/polls/"+id+"/votes", body); r.Status != 409 || r.Code() != "already_voted" {
+			t.Fatalf("voter w%d-0, who voted before the flush, votes again: %d %s", w, r.Status, r.Body)
+		}
 	}
 
 	// Restart on the same data and Redis: the counts are there at once.
