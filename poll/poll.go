@@ -184,8 +184,15 @@ func (p *Poll) ViewAt(now time.Time, owner bool) View {
 
 // NewID returns a random URL-safe identifier of n bytes of entropy (the
 // encoded string is longer). Poll IDs use 9 bytes: 12 characters, unguessable.
+// It starts with a letter or a digit, never '-' or '_', so that a command
+// line never takes it for a flag (pollcast polls get ID).
 func NewID(n int) string {
-	return base64.RawURLEncoding.EncodeToString(NewIDBytes(n))
+	for {
+		id := base64.RawURLEncoding.EncodeToString(NewIDBytes(n))
+		if id[0] != '-' && id[0] != '_' {
+			return id
+		}
+	}
 }
 
 // NewIDBytes returns n random bytes.

@@ -194,3 +194,13 @@ func TestResultsAt(t *testing.T) {
 		t.Fatalf("results %+v", r)
 	}
 }
+
+// TestNewIDNeverLooksLikeAFlag: one ID in 32 would start with '-' or '_'
+// if drawn plainly; none may.
+func TestNewIDNeverLooksLikeAFlag(t *testing.T) {
+	for range 10_000 {
+		if id := NewID(9); id[0] == '-' || id[0] == '_' || len(id) != 12 {
+			t.Fatalf("NewID(9) = %q", id)
+		}
+	}
+}

@@ -853,8 +853,8 @@ func TestWebAssets(t *testing.T) {
 	if cc := ej.Header.Get("Cache-Control"); cc != "public, max-age=300" {
 		t.Errorf("/embed.js Cache-Control = %q, want a short cache", cc)
 	}
-	if n := len(ej.Body); n > 20*1024 {
-		t.Errorf("embed.js is %d bytes; the budget is 20 KB", n)
+	if n := len(ej.Body); n > 20_000 {
+		t.Errorf("embed.js is %d bytes; the budget is 20 KB (20,000 bytes)", n)
 	}
 	for _, banned := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
 		if bytes.Contains(ej.Body, []byte(banned)) {

@@ -1,6 +1,6 @@
 /*! pollcast widget: <script src="https://HOST/embed.js" data-poll="ID" async></script>
- * Also data-target="#el", data-theme="light|dark|auto", data-voter="<voter token>"; pollcast.mount(el, {poll,
- * voter, theme}); events pollcast:vote and pollcast:results. Poll text is only ever inserted as text. */
+ * Also data-target="#el", data-theme="light|dark|auto", data-voter="TOKEN"; pollcast.mount(el, {poll,
+ * voter, theme}); events pollcast:vote and pollcast:results. Poll text is inserted as text only. */
 (() => {
 'use strict';
 const W = window;
@@ -78,7 +78,7 @@ const h = (tag, props, ...kids) => {
   return el;
 };
 
-// localStorage may be blocked: then ids last as long as the page
+// localStorage may be blocked: ids then last as long as the page
 const recall = (k) => { try { return localStorage.getItem(k); } catch { return null; } };
 const keep = (k, v) => { try { localStorage.setItem(k, v); } catch { /* blocked */ } };
 const rid = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
@@ -98,7 +98,7 @@ const when = (t) => new Date(t).toLocaleString(undefined, { dateStyle: 'medium',
 const parse = (s) => { try { return JSON.parse(s); } catch { return null; } };
 
 let sheet = null;
-// A constructed style sheet where possible: host pages' CSP does not block it.
+// Constructed style sheets pass host pages' CSP; <style> is the fallback.
 const style = (root) => {
   try {
     if (!sheet) (sheet = new CSSStyleSheet()).replaceSync(CSS);
@@ -145,10 +145,8 @@ class Widget {
     this.msgEl.classList.toggle('err', !!err);
   }
 
-  // load reads the poll: at the start, and again whenever it may have
-  // changed unseen (a live connection came back, a vote was refused).
-  // A poll read that a newer read or a live "poll" message overtook is
-  // dropped: it may say "open" after the poll closed.
+  // load reads the poll at the start and whenever it may have changed
+  // unseen; a read overtaken by a newer one or a live "poll" is dropped.
   async load() {
     const gen = ++this.gen;
     let r;
@@ -157,7 +155,7 @@ class Widget {
       r = await fetch(this.url(''), { credentials: 'omit' });
       body = parse(await r.text()) || {};
     } catch {
-      r = null; // a network error
+      r = null;
     }
     if (this.dead || gen !== this.gen) return;
     if (r && r.ok) {
@@ -181,7 +179,7 @@ class Widget {
     return this.token || (this.poll && this.poll.dedupe === 'token' ? '' : deviceId());
   }
 
-  // status says in plain words what the poll's state means for this visitor.
+  // status says in plain words what the poll means for this visitor.
   status() {
     const p = this.poll;
     if (p.status === 'closed') this.say('This poll is closed.');
