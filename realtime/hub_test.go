@@ -2,6 +2,7 @@ package realtime_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -993,5 +994,50 @@ func TestVotesWaitingOnASocketAreCastTogether(t *testing.T) {
 	}
 	if largest.Load() < 2 {
 		t.Fatalf("the queued votes were cast one by one (largest batch %d)", largest.Load())
+	}
+}
+
+// TestFrameSentWithTheUpgradeIsRead: a client may send its first frame in
+// the same packet as the upgrade request; what net/http read ahead is
+// carried over to the connection's own (smaller) buffers.
+func TestFrameSentWithTheUpgradeIsRead(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{})
+	p := f.newPoll(t, poll.CreateInput{})
+	host := strings.TrimPrefix(f.srv.URL, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	payload := []byte(`{"type":"hello"}`)
+	mask := [4]byte{1, 2, 3, 4}
+	frame := append([]byte{0x81, 0x80 | byte(len(payload))}, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	req := fmt.Sprintf("GET /live/%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", p.ID, host)
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for line := ""; line != "\r\n"; {
+		if line, err = br.ReadString('\n'); err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+	}
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			t.Fatalf("no answer to the frame sent with the upgrade: %v", err)
+		}
+		msg := make([]byte, h[1]&0x7f) // short server messages: no extended length
+		if _, err := io.ReadFull(br, msg); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(msg, []byte(`"type":"error"`)) {
+			return
+		}
 	}
 }

@@ -46,7 +46,7 @@ const maxPendingVotes = 8
 // waits for, and the request, its handler's stack and its buffers are not
 // kept for the life of the connection (a third of what a viewer cost).
 func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID string, v Viewer) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	c, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the caller checked the Origin against the poll's allowed origins
 		CompressionMode:    websocket.CompressionDisabled,
 	})
