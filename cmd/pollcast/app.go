@@ -187,15 +187,15 @@ func (m *Main) Run(ctx context.Context) error {
 	} else {
 		handler = web.NewOps(reg, ready, m.logger)
 	}
+	if err := m.servePprof(); err != nil {
+		return err // before m.srv is set: close then closes the listener rather than wait for a server
+	}
 	m.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
-	}
-	if err := m.servePprof(); err != nil {
-		return err
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -94,5 +98,31 @@ func TestPprofOnItsOwnListener(t *testing.T) {
 	}
 	if r := a.do("GET", "/debug/pprof/", nil); r.Status != 404 {
 		t.Fatalf("public address serves profiles: %d", r.Status)
+	}
+}
+
+// TestPprofAddressTaken: a --pprof address in use fails the start with a
+// clear error, and Close returns rather than wait for a server that never
+// started.
+func TestPprofAddressTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := Config{Addr: "127.0.0.1:0", Data: t.TempDir(), Shards: 4, AdminKey: testAdminKey,
+		ShutdownTimeout: 5 * time.Second, LogLevel: "warn", LogFormat: "text", Pprof: ln.Addr().String()}
+	m := NewMain(cfg, slog.New(slog.DiscardHandler), io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Run(ctx); err == nil || !strings.Contains(err.Error(), "pprof") {
+		t.Fatalf("start with the pprof address taken: %v", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close hangs after a failed start")
 	}
 }
