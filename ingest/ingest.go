@@ -172,14 +172,14 @@ func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
 			return fmt.Errorf("ingest: rebuild: %w", err)
 		}
 		if !complete {
-			if err := s.rebuildDurable(ctx); err != nil {
+			if err := s.rebuildDurable(ctx, false); err != nil {
 				return err
 			}
 		}
 		s.rebuilt.Store(true) // the registry outlived the last process, or is rebuilt
 		return nil
 	}
-	if err := s.readVoters(ctx, seen); err != nil {
+	if _, err := s.readVoters(ctx, seen); err != nil {
 		return err
 	}
 	s.rebuilt.Store(true)
@@ -187,11 +187,27 @@ func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
 }
 
 // rebuildDurable refills a durable registry that lost its data from the
-// whole log, then marks it complete.
-func (s *Service) rebuildDurable(ctx context.Context) error {
+// whole log, then marks it complete. With settle, it first waits out the
+// votes claimed before the loss and still on their way to the log (at most
+// PublishTimeout: claims are refused meanwhile), and reads what they added:
+// otherwise such a vote's voter could vote again in between.
+func (s *Service) rebuildDurable(ctx context.Context, settle bool) error {
 	start := time.Now()
-	if err := s.readVoters(ctx, 0); err != nil {
+	last, err := s.readVoters(ctx, 0)
+	if err != nil {
 		return err
+	}
+	if settle {
+		t := time.NewTimer(s.cfg.PublishTimeout + time.Second)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ingest: rebuild: %w", ctx.Err())
+		case <-t.C:
+		}
+		if _, err := s.readVoters(ctx, last); err != nil {
+			return err
+		}
 	}
 	if err := s.voters.MarkComplete(ctx); err != nil {
 		return fmt.Errorf("ingest: rebuild: %w", err)
@@ -224,7 +240,7 @@ func (s *Service) watchVoters(ctx context.Context) {
 		s.rebuilt.Store(false)
 		s.cfg.Logger.Warn("ingest: the voter registry lost its data; rebuilding it from the log, votes of deduplicated polls wait")
 		for {
-			err := s.rebuildDurable(ctx)
+			err := s.rebuildDurable(ctx, true)
 			if err == nil {
 				break
 			}
@@ -239,15 +255,20 @@ func (s *Service) watchVoters(ctx context.Context) {
 	}
 }
 
+// rebuildIdle ends a rebuild that gets no message for that long with an
+// error, rather than wait forever for a message that was deleted.
+const rebuildIdle = 10 * time.Second
+
 // readVoters records the voter of every vote of the log after sequence
-// seen in the registry.
-func (s *Service) readVoters(ctx context.Context, seen uint64) error {
+// seen in the registry, up to the end of the log as it was when called,
+// which it returns.
+func (s *Service) readVoters(ctx context.Context, seen uint64) (uint64, error) {
 	last, err := votelog.LastSeq(ctx, s.js)
 	if err != nil {
-		return fmt.Errorf("ingest: rebuild: %w", err)
+		return 0, fmt.Errorf("ingest: rebuild: %w", err)
 	}
 	if last <= seen {
-		return nil
+		return seen, nil
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{"votes.>"}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if seen > 0 {
@@ -255,34 +276,37 @@ func (s *Service) readVoters(ctx context.Context, seen uint64) error {
 	}
 	cons, err := s.js.OrderedConsumer(ctx, votelog.StreamName, cfg)
 	if err != nil {
-		return fmt.Errorf("ingest: rebuild: consumer: %w", err)
+		return 0, fmt.Errorf("ingest: rebuild: consumer: %w", err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(8192))
 	if err != nil {
-		return fmt.Errorf("ingest: rebuild: %w", err)
+		return 0, fmt.Errorf("ingest: rebuild: %w", err)
 	}
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	var at uint64
 	for {
-		msg, err := it.Next()
+		msg, err := it.Next(jetstream.NextMaxWait(rebuildIdle))
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("ingest: rebuild: %w", ctx.Err())
+				return 0, fmt.Errorf("ingest: rebuild: %w", ctx.Err())
 			}
-			return fmt.Errorf("ingest: rebuild: %w", err)
+			return 0, fmt.Errorf("ingest: rebuild: at sequence %d of %d: %w", at, last, err)
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("ingest: rebuild: %w", err)
+			return 0, fmt.Errorf("ingest: rebuild: %w", err)
 		}
 		if r, err := votelog.Decode(msg.Data()); err == nil {
 			if err := s.record(ctx, &r); err != nil {
-				return fmt.Errorf("ingest: rebuild: %w", err)
+				return 0, fmt.Errorf("ingest: rebuild: %w", err)
 			}
 		}
-		if meta.Sequence.Stream >= last {
-			return nil
+		at = meta.Sequence.Stream
+		// Done at the end as it was, or earlier when the rest was deleted.
+		if at >= last || meta.NumPending == 0 {
+			return last, nil
 		}
 	}
 }
@@ -482,9 +506,28 @@ func (s *Service) await(ctx context.Context, v *vote) {
 		s.finish(ctx, v, false)
 	case <-ctx.Done():
 		// The vote may still be stored: the client retries with its
-		// idempotency key and gets the same answer.
+		// idempotency key and gets the same answer. Its claim is settled
+		// by the log's own answer, not released now: a release would let
+		// the voter vote again while this vote is still landing.
 		v.err = overloaded("gave up waiting for the vote log")
-		s.finish(context.WithoutCancel(ctx), v, false)
+		s.wg.Go(func() { s.settleLater(v) })
+	}
+}
+
+// settleLater settles the claim of a vote nobody waits for any more, once
+// the log answers, or as not stored when it has not after PublishTimeout
+// (the publish itself has timed out by then).
+func (s *Service) settleLater(v *vote) {
+	t := time.NewTimer(s.cfg.PublishTimeout + time.Second)
+	defer t.Stop()
+	ctx := context.Background()
+	select {
+	case <-v.fut.Ok():
+		s.finish(ctx, v, true)
+	case <-v.fut.Err():
+		s.finish(ctx, v, false)
+	case <-t.C:
+		s.finish(ctx, v, false)
 	}
 }
 

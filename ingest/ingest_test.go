@@ -130,3 +130,24 @@ func BenchmarkVote(b *testing.B) {
 		})
 	}
 }
+
+// TestGivingUpKeepsTheClaim: a vote whose client stopped waiting may still
+// be stored; its voter's claim holds until the log answers, so the voter
+// cannot slip a second vote in meanwhile.
+func TestGivingUpKeepsTheClaim(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t)
+	p := e.poll(t, poll.DedupeDevice)
+	for i := range 20 {
+		voter := fmt.Sprintf("d%d", i)
+		gone, cancel := context.WithCancel(context.Background())
+		cancel() // the client is gone before the log answers
+		if _, err := s.Vote(gone, ingest.Request{PollID: p.ID, Options: []string{"a"}, Voter: voter, IdempotencyKey: "k1"}); err != nil && !errors.Is(err, poll.ErrOverloaded) {
+			t.Fatalf("vote of a gone client = %v", err)
+		}
+		_, err := s.Vote(context.Background(), ingest.Request{PollID: p.ID, Options: []string{"b"}, Voter: voter, IdempotencyKey: "k2"})
+		if !errors.Is(err, poll.ErrAlreadyVoted) {
+			t.Fatalf("voter %s votes again while the first vote is landing: %v", voter, err)
+		}
+	}
+}
