@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,18 +18,25 @@ import (
 // and "c:<vote id>" once the log stored it. It is durable: no rebuild from
 // the log at start.
 //
-// A marker key, "<prefix>:voters:complete", says the registry holds every
-// vote of the log. When Redis loses its data the marker goes with it: Claim
-// then answers claimLost (checked in the same script, except on a Redis
-// Cluster, where the marker lives on another node and the Service's watch
-// finds it gone within a second), and the registry is rebuilt from the log
-// before any vote of a deduplicated poll is admitted again.
+// Voter keys fall into voterGroups groups by a hash tag; each group has a
+// marker key in its own slot, "<prefix>:{vN}:complete", that says the group
+// holds every vote of the log. When Redis loses a group's data (a FLUSHALL,
+// a Redis or Cluster node without persistence restarted) its marker goes
+// with it: the claim script checks the marker of the voter's group in the
+// same atomic step and answers claimLost, and the registry is rebuilt from
+// the log before any vote of a deduplicated poll is admitted again. A
+// restart from an older snapshot, or a failover to a lagging replica,
+// brings the markers back with the data missing: run Redis with
+// appendfsync always and without asynchronous failover for this registry.
 type RedisVoters struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	pending time.Duration
-	cluster bool // the marker cannot be read in the claim script
 }
+
+// voterGroups is the number of hash-tag groups of voter keys: enough to
+// spread them over a Redis Cluster's nodes.
+const voterGroups = 64
 
 var _ Voters = (*RedisVoters)(nil)
 
@@ -46,21 +54,32 @@ func NewRedisVoters(rdb redis.UniversalClient, cfg RedisVotersConfig) (*RedisVot
 	if rdb == nil {
 		return nil, errors.New("ingest: redis client is nil")
 	}
-	_, cluster := rdb.(*redis.ClusterClient)
-	return &RedisVoters{rdb: rdb, prefix: cmp.Or(cfg.Prefix, "pollcast"), pending: cmp.Or(cfg.PendingTTL, 30*time.Second), cluster: cluster}, nil
+	return &RedisVoters{rdb: rdb, prefix: cmp.Or(cfg.Prefix, "pollcast"), pending: cmp.Or(cfg.PendingTTL, 30*time.Second)}, nil
 }
 
-func (r *RedisVoters) marker() string { return r.prefix + ":voters:complete" }
+// group returns the hash tag of k's group.
+func (r *RedisVoters) group(k voterKey) string {
+	return r.prefix + ":{v" + strconv.Itoa(int(k[0])%voterGroups) + "}"
+}
+
+// markers returns the marker key of every group.
+func (r *RedisVoters) markers() []string {
+	keys := make([]string, voterGroups)
+	for g := range keys {
+		keys[g] = r.prefix + ":{v" + strconv.Itoa(g) + "}:complete"
+	}
+	return keys
+}
 
 func (r *RedisVoters) key(k voterKey) string {
-	return r.prefix + ":voter:" + base64.RawURLEncoding.EncodeToString(k[:])
+	return r.group(k) + ":voter:" + base64.RawURLEncoding.EncodeToString(k[:])
 }
 
-// claimScript: ARGV[1] vote id, ARGV[2] pending TTL in ms, KEYS[2] the
-// marker when it can be read here. Returns 0 claimed, 1 stored, 2 taken,
-// 3 lost.
+// claimScript: KEYS[1] the voter, KEYS[2] its group's marker (same slot),
+// ARGV[1] vote id, ARGV[2] pending TTL in ms. Returns 0 claimed, 1 stored,
+// 2 taken, 3 lost.
 var claimScript = redis.NewScript(`
-if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 then return 3 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 3 end
 local v = redis.call('GET', KEYS[1])
 if not v then
   redis.call('SET', KEYS[1], 'p:' .. ARGV[1], 'PX', ARGV[2])
@@ -89,10 +108,7 @@ return 1
 
 // Claim implements Voters.
 func (r *RedisVoters) Claim(ctx context.Context, k voterKey, id voteID) (claimResult, error) {
-	keys := []string{r.key(k)}
-	if !r.cluster {
-		keys = append(keys, r.marker())
-	}
+	keys := []string{r.key(k), r.group(k) + ":complete"}
 	n, err := claimScript.Run(ctx, r.rdb, keys, id.String(), r.pending.Milliseconds()).Int()
 	if err != nil {
 		return 0, fmt.Errorf("ingest: redis claim: %w", err)
@@ -137,19 +153,35 @@ func (r *RedisVoters) Voted(ctx context.Context, k voterKey) (bool, error) {
 // Durable implements Voters.
 func (r *RedisVoters) Durable() bool { return true }
 
-// Complete implements Voters.
+// Complete implements Voters: every group's marker is there.
 func (r *RedisVoters) Complete(ctx context.Context) (bool, error) {
-	n, err := r.rdb.Exists(ctx, r.marker()).Result()
+	cmds, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range r.markers() {
+			p.Exists(ctx, k) // one key a command: the markers live in different slots
+		}
+		return nil
+	})
 	if err != nil {
-		return false, fmt.Errorf("ingest: redis voters marker: %w", err)
+		return false, fmt.Errorf("ingest: redis voters markers: %w", err)
 	}
-	return n == 1, nil
+	for _, c := range cmds {
+		if c.(*redis.IntCmd).Val() != 1 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // MarkComplete implements Voters.
 func (r *RedisVoters) MarkComplete(ctx context.Context) error {
-	if err := r.rdb.Set(ctx, r.marker(), "1", 0).Err(); err != nil {
-		return fmt.Errorf("ingest: redis voters marker: %w", err)
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range r.markers() {
+			p.Set(ctx, k, "1", 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: redis voters markers: %w", err)
 	}
 	return nil
 }

@@ -164,3 +164,39 @@ func testVoters(t *testing.T, newVoters func(*testing.T) Voters) {
 		}
 	})
 }
+
+// TestRedisVotersGroupLost: one group's keys gone (a Cluster node that lost
+// its slots) is seen by the claims of that group at once, and by Complete.
+func TestRedisVotersGroupLost(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testsvc.Redis(t)
+	v, err := NewRedisVoters(rdb, RedisVotersConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.MarkComplete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lost, kept := voterKey{1}, voterKey{2}
+	for _, k := range []voterKey{lost, kept} {
+		if got, err := v.Claim(ctx, k, voteID{1}); err != nil || got != claimed {
+			t.Fatalf("claim = %v %v", got, err)
+		}
+	}
+	keys, err := rdb.Keys(ctx, prefix+":{v1}:*").Result()
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("group 1 keys %v %v", keys, err)
+	}
+	if err := rdb.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.Claim(ctx, lost, voteID{2}); err != nil || got != claimLost {
+		t.Fatalf("claim in the lost group = %v %v", got, err)
+	}
+	if got, err := v.Claim(ctx, kept, voteID{2}); err != nil || got != claimTaken {
+		t.Fatalf("claim in a kept group = %v %v", got, err)
+	}
+	if ok, err := v.Complete(ctx); err != nil || ok {
+		t.Fatalf("complete with a group lost: %v %v", ok, err)
+	}
+}
