@@ -68,9 +68,11 @@ type HubConfig struct {
 	// FanoutRate caps the results messages per second one poll sends from
 	// this hub: a poll with more viewers than FanoutRate × MinInterval gets
 	// its results less often than every MinInterval (with the defaults,
-	// every 200ms at 10,000 viewers, every second at 50,000), so the
-	// hub's writes do not crowd out the votes on the same cores. Zero value
-	// means 50,000; negative means no cap.
+	// every 200ms at 10,000 viewers), so the hub's writes do not crowd out
+	// the votes on the same cores; but never less often than every
+	// maxFanoutInterval, so viewers still converge within a second of the
+	// last vote (DESIGN.md invariant 5). Zero value means 50,000; negative
+	// means no cap.
 	FanoutRate int
 	// PingInterval is how often a WebSocket is pinged. Zero value means 20s.
 	PingInterval time.Duration

@@ -1041,3 +1041,40 @@ func TestFrameSentWithTheUpgradeIsRead(t *testing.T) {
 		}
 	}
 }
+
+// TestFanoutRateKeepsViewersWithinASecond: however crowded the poll,
+// results are not spaced more than half a second apart.
+func TestFanoutRateKeepsViewersWithinASecond(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{MinInterval: 10 * time.Millisecond, FanoutRate: 1}) // uncapped: one message per 5 s
+	p := f.newPoll(t, poll.CreateInput{})
+	fls := make([]*follower, 5)
+	for i := range fls {
+		fls[i] = follow(f.dial(t, p.ID))
+	}
+	waitFor(t, "every viewer's first message", func() bool {
+		for _, fl := range fls {
+			if fl.n.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// Updates keep coming until every viewer got four more messages:
+	// about 1.5 s at one per 500 ms, 15 s at one per 5 s.
+	enough := func() bool {
+		for _, fl := range fls {
+			if fl.n.Load() < 5 {
+				return false
+			}
+		}
+		return true
+	}
+	start := time.Now()
+	for n := int64(1); !enough() && time.Since(start) < 4*time.Second; n++ {
+		f.publish(t, p.ID, n)
+		f.flush(t)
+	}
+	if !enough() {
+		t.Fatalf("viewers got fewer than four results messages in %v of updates: spaced more than 500 ms apart", time.Since(start))
+	}
+}

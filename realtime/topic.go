@@ -108,12 +108,16 @@ func (t *topic) scheduleLocked() {
 	})
 }
 
+// maxFanoutInterval is the longest FanoutRate spaces results messages.
+const maxFanoutInterval = 500 * time.Millisecond
+
 // intervalLocked is the least time between two results messages of this
-// topic: MinInterval, longer when its viewers would exceed FanoutRate.
+// topic: MinInterval, longer (up to maxFanoutInterval) when its viewers
+// would exceed FanoutRate.
 func (t *topic) intervalLocked() time.Duration {
 	d := t.hub.cfg.MinInterval
 	if r := t.hub.cfg.FanoutRate; r > 0 {
-		d = max(d, time.Duration(len(t.viewers))*time.Second/time.Duration(r))
+		d = max(d, min(time.Duration(len(t.viewers))*time.Second/time.Duration(r), maxFanoutInterval))
 	}
 	return d
 }
