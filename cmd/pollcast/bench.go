@@ -270,7 +270,7 @@ func (b *bench) run(ctx context.Context) (*benchSummary, error) {
 		sum.Interrupted = true
 		return sum, nil
 	}
-	sum.Check = b.checkExact(ctx, before, sum.OK)
+	sum.Check = b.checkExact(ctx, before, sum.OK, sum.Unknown)
 	sum.Passed = sum.Check.Passed
 	return sum, nil
 }
@@ -335,7 +335,11 @@ type exactness struct {
 	Before  int64 `json:"before"`
 	After   int64 `json:"after"`
 	// Settled is false when the total still moved at the deadline.
-	Settled bool   `json:"settled"`
+	Settled bool `json:"settled"`
+	// Unknown is how many votes got no answer: each may or may not be
+	// counted, so with any the check is inconclusive unless the count is
+	// plainly wrong (fewer than accepted, or more than accepted + unknown).
+	Unknown int64  `json:"unknown"`
 	Passed  bool   `json:"passed"`
 	Error   string `json:"error,omitempty"`
 }
@@ -348,15 +352,15 @@ const (
 
 // checkExact reads the results until the total stops moving and compares
 // what it gained with the votes answered 202.
-func (b *bench) checkExact(ctx context.Context, before, accepted int64) exactness {
-	x := exactness{Accepted: accepted, Before: before}
+func (b *bench) checkExact(ctx context.Context, before, accepted, unknown int64) exactness {
+	x := exactness{Accepted: accepted, Before: before, Unknown: unknown}
 	after, settled, err := b.settle(ctx)
 	if err != nil {
 		x.Error = err.Error()
 		return x
 	}
 	x.After, x.Settled, x.Counted = after, settled, after-before
-	x.Passed = accepted > 0 && x.Counted == accepted
+	x.Passed = accepted > 0 && unknown == 0 && x.Counted == accepted
 	return x
 }
 
@@ -524,6 +528,8 @@ func (x exactness) describe(created, interrupted bool) string {
 	switch {
 	case x.Accepted == 0:
 		verdict = "FAILED: no vote was accepted"
+	case x.Unknown > 0 && x.Counted >= x.Accepted && x.Counted <= x.Accepted+x.Unknown:
+		verdict = fmt.Sprintf("INCONCLUSIVE: %d votes got no answer", x.Unknown)
 	case !x.Passed:
 		verdict = "FAILED"
 	}
