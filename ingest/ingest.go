@@ -286,6 +286,7 @@ func (s *Service) readVoters(ctx context.Context, seen uint64) (uint64, error) {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	var at uint64
+	batch := make([]voterVote, 0, 1024) // one round trip each to a Redis registry
 	for {
 		msg, err := it.Next(jetstream.NextMaxWait(rebuildIdle))
 		if err != nil {
@@ -299,13 +300,20 @@ func (s *Service) readVoters(ctx context.Context, seen uint64) (uint64, error) {
 			return 0, fmt.Errorf("ingest: rebuild: %w", err)
 		}
 		if r, err := votelog.Decode(msg.Data()); err == nil {
-			if err := s.record(ctx, &r); err != nil {
-				return 0, fmt.Errorf("ingest: rebuild: %w", err)
+			if k, id, ok := voterOf(&r); ok {
+				batch = append(batch, voterVote{k, id})
 			}
 		}
 		at = meta.Sequence.Stream
 		// Done at the end as it was, or earlier when the rest was deleted.
-		if at >= last || meta.NumPending == 0 {
+		done := at >= last || meta.NumPending == 0
+		if len(batch) == cap(batch) || (done && len(batch) > 0) {
+			if err := s.voters.RecordMany(ctx, batch); err != nil {
+				return 0, fmt.Errorf("ingest: rebuild: %w", err)
+			}
+			batch = batch[:0]
+		}
+		if done {
 			return last, nil
 		}
 	}
@@ -323,14 +331,23 @@ func (s *Service) Remember(ctx context.Context, r *votelog.Record) error {
 
 // record notes the voter of a logged vote in the registry.
 func (s *Service) record(ctx context.Context, r *votelog.Record) error {
+	if k, id, ok := voterOf(r); ok {
+		return s.voters.Record(ctx, k, id)
+	}
+	return nil
+}
+
+// voterOf returns the voter and vote ID of a logged vote, if it has a
+// voter and was written by ingest (no retry can name another's vote).
+func voterOf(r *votelog.Record) (voterKey, voteID, bool) {
 	if len(r.Voter) != len(voterKey{}) {
-		return nil
+		return voterKey{}, voteID{}, false
 	}
 	id, err := parseVoteID(r.VoteID)
 	if err != nil {
-		return nil // not written by ingest: no retry can name it
+		return voterKey{}, voteID{}, false
 	}
-	return s.voters.Record(ctx, voterKey(r.Voter), id)
+	return voterKey(r.Voter), id, true
 }
 
 // Vote admits one vote: it returns once the log stored it, or the reason it

@@ -10,6 +10,12 @@ type voterKey [16]byte
 // voteID is the binary form of a vote ID.
 type voteID [16]byte
 
+// voterVote is a stored vote and its voter.
+type voterVote struct {
+	key voterKey
+	id  voteID
+}
+
 // claimResult is the answer of Voters.Claim.
 type claimResult int
 
@@ -38,6 +44,8 @@ type Voters interface {
 	// Record notes a stored vote without a claim (polls without dedupe,
 	// rebuilds); the first stored vote of a voter stays the one remembered.
 	Record(ctx context.Context, k voterKey, id voteID) error
+	// RecordMany is Record for several votes, in order, at once.
+	RecordMany(ctx context.Context, vs []voterVote) error
 	// Voted reports whether a stored vote of the voter is known.
 	Voted(ctx context.Context, k voterKey) (bool, error)
 	// Durable reports whether the registry outlives the process; one that

@@ -92,6 +92,14 @@ func (v *MemoryVoters) Record(_ context.Context, k voterKey, id voteID) error {
 	return nil
 }
 
+// RecordMany implements Voters.
+func (v *MemoryVoters) RecordMany(ctx context.Context, vs []voterVote) error {
+	for _, x := range vs {
+		_ = v.Record(ctx, x.key, x.id)
+	}
+	return nil
+}
+
 // Voted implements Voters.
 func (v *MemoryVoters) Voted(_ context.Context, k voterKey) (bool, error) {
 	s := v.shard(k)

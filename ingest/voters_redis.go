@@ -138,6 +138,24 @@ func (r *RedisVoters) Record(ctx context.Context, k voterKey, id voteID) error {
 	return nil
 }
 
+// RecordMany implements Voters: one pipeline, one round trip (or one per
+// Cluster node).
+func (r *RedisVoters) RecordMany(ctx context.Context, vs []voterVote) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, x := range vs {
+			recordScript.Eval(ctx, p, []string{r.key(x.key)}, x.id.String()) // EVAL: a pipeline cannot fall back from a script the server lost
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: redis record voters: %w", err)
+	}
+	return nil
+}
+
 // Voted implements Voters.
 func (r *RedisVoters) Voted(ctx context.Context, k voterKey) (bool, error) {
 	v, err := r.rdb.Get(ctx, r.key(k)).Result()

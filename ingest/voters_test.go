@@ -144,6 +144,26 @@ func testVoters(t *testing.T, newVoters func(*testing.T) Voters) {
 		}
 	})
 
+	t.Run("record many, in order", func(t *testing.T) {
+		v := newVoters(t)
+		var vs []voterVote
+		for i := range 300 {
+			vs = append(vs, voterVote{voterKey{byte(i), byte(i >> 8), 7}, voteID{byte(i), 1}})
+		}
+		vs = append(vs, voterVote{voterKey{0, 0, 7}, voteID{9, 9}}) // a second vote of the first voter
+		if err := v.RecordMany(ctx, vs); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range vs[:300] {
+			if got := must(v.Claim(ctx, x.key, x.id)); got != claimStored {
+				t.Fatalf("claim of a recorded vote = %v", got)
+			}
+		}
+		if got := must(v.Claim(ctx, voterKey{0, 0, 7}, voteID{9, 9})); got != claimTaken {
+			t.Fatalf("the later vote of a voter replaced the first: %v", got)
+		}
+	})
+
 	t.Run("concurrent claims: one wins", func(t *testing.T) {
 		v := newVoters(t)
 		k := voterKey{3}
