@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,7 +202,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(ln) }()
-	m.logger.Info("pollcast is serving", "addr", "http://"+m.Addr(), "data", m.cfg.Data, "roles", m.cfg.Roles)
+	m.logger.Info("pollcast is serving", "addr", "http://"+m.Addr(), "data", m.cfg.Data, "roles", strings.Join(slices.Sorted(maps.Keys(m.cfg.Roles)), ","))
 	return nil
 }
 
