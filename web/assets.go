@@ -245,9 +245,12 @@ func (s *server) pollPage(c *gin.Context) {
 	s.page(c, http.StatusOK, "page.html", cspPollPage, d)
 }
 
-// selfURL is the scheme and host the client used to reach us: https when
-// TLS ends here or at a trusted proxy that says so.
+// selfURL is Config.PublicURL, else the scheme and host the client used to
+// reach us: https when TLS ends here or at a trusted proxy that says so.
 func (s *server) selfURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"

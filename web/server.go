@@ -45,6 +45,11 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Logger receives request errors. Zero value means slog.Default().
 	Logger *slog.Logger
+	// PublicURL is the scheme and host users reach this server at
+	// ("https://polls.example.com"): the hosted pages link to it, and only a
+	// page from it counts as pollcast's own for allowed_origins. Zero value
+	// means what each request's Host header says.
+	PublicURL string
 }
 
 type server struct {

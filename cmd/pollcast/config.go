@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,9 @@ type Config struct {
 	// AdminKey is POLLCAST_ADMIN_KEY: the first admin API key. Empty means
 	// "generate one on first start and print it once".
 	AdminKey string
+	// PublicURL is the scheme and host users reach this server at, or ""
+	// for each request's Host (web.Config.PublicURL).
+	PublicURL string
 	// Pprof is the address of a separate listener for net/http/pprof, or
 	// "" for none. Profiles are for operators: keep it on loopback.
 	Pprof string
@@ -70,6 +74,7 @@ var settings = []setting{
 	{"log-level", "POLLCAST_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "POLLCAST_LOG_FORMAT", "text", "text or json"},
 	{"shutdown-timeout", "POLLCAST_SHUTDOWN_TIMEOUT", "10s", "how long a graceful shutdown may take"},
+	{"public-url", "POLLCAST_PUBLIC_URL", "", "scheme and host users reach this server at (https://polls.example.com), for hosted-page links and own-page checks; default: each request's Host"},
 	{"pprof", "POLLCAST_PPROF", "", "address to serve Go's /debug/pprof profiles on (127.0.0.1:6060); default: off"},
 }
 
@@ -117,6 +122,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 	}
 	c.Pprof = *vals["pprof"]
+	if u := strings.TrimRight(*vals["public-url"], "/"); u != "" {
+		pu, err := url.Parse(u)
+		if err == nil && (pu.Scheme != "http" && pu.Scheme != "https" || pu.Host == "" || pu.Path != "" || pu.RawQuery != "") {
+			err = errors.New("want a scheme and host only, such as https://polls.example.com")
+		}
+		check("public-url", err)
+		c.PublicURL = u
+	}
 	c.LogLevel = *vals["log-level"]
 	c.LogFormat = *vals["log-format"]
 	c.AdminKey = getenv("POLLCAST_ADMIN_KEY")

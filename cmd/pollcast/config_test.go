@@ -62,6 +62,13 @@ func TestParseConfig(t *testing.T) {
 		{"roles without nats", []string{"--roles", "tally", "--redis", "redis://r"}, env(), "--nats", nil},
 		{"roles without redis", []string{"--roles", "tally", "--nats", "nats://n"}, env(), "--redis", nil},
 		{"split sqlite", []string{"--roles", "ingest,realtime,web", "--nats", "nats://n", "--redis", "redis://r"}, env(), "--clickhouse", nil},
+		{"public url", []string{"--public-url", "https://polls.example.com/"}, env(), "", func(t *testing.T, c Config) {
+			if c.PublicURL != "https://polls.example.com" {
+				t.Fatalf("public url %q", c.PublicURL)
+			}
+		}},
+		{"public url with a path", []string{"--public-url", "https://example.com/polls"}, env(), "--public-url", nil},
+		{"public url without scheme", []string{"--public-url", "polls.example.com"}, env(), "--public-url", nil},
 		{"bad log level", []string{"--log-level", "loud"}, env(), "--log-level", nil},
 		{"stray argument", []string{"extra"}, env(), "unexpected", nil},
 	}

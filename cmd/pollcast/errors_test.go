@@ -184,6 +184,24 @@ func TestOwnPagesUseRestrictedPolls(t *testing.T) {
 	eventually(t, 10*time.Second, "the one vote counted", func() bool { return a.total(id) == 1 })
 }
 
+// TestPublicURLDecidesOwnPages: with --public-url, only a page from that
+// address is pollcast's own; a page claiming the Host we were reached at
+// (as DNS rebinding does) is another site. The hosted page links to it.
+func TestPublicURLDecidesOwnPages(t *testing.T) {
+	const public = "https://polls.example.com"
+	a := startApp(t, func(c *Config) { c.PublicURL = public })
+	id := a.createPoll(map[string]any{"allowed_origins": []string{"https://news.example.com"}})["id"].(string)
+	if r := a.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"a"}, "voter": "d1"}, "Origin", public); r.Status != 202 {
+		t.Fatalf("vote from the public address: %d %s", r.Status, r.Body)
+	}
+	if r := a.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"a"}, "voter": "d2"}, "Origin", a.url); r.Status != 403 {
+		t.Fatalf("vote from a page claiming our Host: %d %s", r.Status, r.Body)
+	}
+	if r := a.do("GET", "/p/"+id, nil); r.Status != 200 || !strings.Contains(string(r.Body), public+"/p/"+id) {
+		t.Fatalf("hosted page does not link to the public address: %d", r.Status)
+	}
+}
+
 // TestSecondVoteUnderEachDedupePolicy: one vote per device, IP or verified
 // voter; every vote counts on a "none" poll.
 func TestSecondVoteUnderEachDedupePolicy(t *testing.T) {
