@@ -905,16 +905,13 @@ func TestCloseEndsEveryConnection(t *testing.T) {
 	f.handlers.Wait()
 }
 
-// TestFanoutRateSpacesMessagesOfCrowdedPolls: a poll with more viewers
-// than FanoutRate × MinInterval gets its results less often, and every
-// viewer still converges on the final counts.
-func TestFanoutRateSpacesMessagesOfCrowdedPolls(t *testing.T) {
-	const viewers, rate = 20, 100 // 20 viewers at 100 messages/s: one message per 200ms each
-	f := newFixture(t, realtime.HubConfig{MinInterval: 10 * time.Millisecond, FanoutRate: rate})
-	p := f.newPoll(t, poll.CreateInput{})
-	fls := make([]*follower, viewers)
+// followers connects n viewers of a poll and waits for each one's first
+// message.
+func followers(t *testing.T, f *fixture, pollID string, n int) []*follower {
+	t.Helper()
+	fls := make([]*follower, n)
 	for i := range fls {
-		fls[i] = follow(f.dial(t, p.ID))
+		fls[i] = follow(f.dial(t, pollID))
 	}
 	waitFor(t, "every viewer's first message", func() bool {
 		for _, fl := range fls {
@@ -924,6 +921,17 @@ func TestFanoutRateSpacesMessagesOfCrowdedPolls(t *testing.T) {
 		}
 		return true
 	})
+	return fls
+}
+
+// TestFanoutRateSpacesMessagesOfCrowdedPolls: a poll with more viewers
+// than FanoutRate × MinInterval gets its results less often, and every
+// viewer still converges on the final counts.
+func TestFanoutRateSpacesMessagesOfCrowdedPolls(t *testing.T) {
+	const viewers, rate = 20, 100 // 20 viewers at 100 messages/s: one message per 200ms each
+	f := newFixture(t, realtime.HubConfig{MinInterval: 10 * time.Millisecond, FanoutRate: rate})
+	p := f.newPoll(t, poll.CreateInput{})
+	fls := followers(t, f, p.ID, viewers)
 	start := time.Now()
 	var n int64
 	for time.Since(start) < time.Second {
@@ -1047,18 +1055,7 @@ func TestFrameSentWithTheUpgradeIsRead(t *testing.T) {
 func TestFanoutRateKeepsViewersWithinASecond(t *testing.T) {
 	f := newFixture(t, realtime.HubConfig{MinInterval: 10 * time.Millisecond, FanoutRate: 1}) // uncapped: one message per 5 s
 	p := f.newPoll(t, poll.CreateInput{})
-	fls := make([]*follower, 5)
-	for i := range fls {
-		fls[i] = follow(f.dial(t, p.ID))
-	}
-	waitFor(t, "every viewer's first message", func() bool {
-		for _, fl := range fls {
-			if fl.n.Load() == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	fls := followers(t, f, p.ID, 5)
 	// Updates keep coming until every viewer got four more messages:
 	// about 1.5 s at one per 500 ms, 15 s at one per 5 s.
 	enough := func() bool {
