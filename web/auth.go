@@ -82,6 +82,7 @@ func (s *server) cors(c *gin.Context) {
 	}
 	h := c.Writer.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Expose-Headers", "Retry-After") // how long a rate-limited widget waits
 	h.Add("Vary", "Origin")
 	if p, ok := s.Catalog.Fetch(c.Request.Context(), c.Param("id")); ok && !s.checkOrigin(c, p) {
 		return

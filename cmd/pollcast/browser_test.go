@@ -329,6 +329,15 @@ func testStates(t *testing.T, b *browser, a *app, host *hostSite, app string) {
 		chromedp.Evaluate[chromedp.Void](`pollcast.mount(document.body.appendChild(document.createElement('div')), {poll: 'nosuchpoll12'})`))
 	tb2.wait("missing, same origin", 10*time.Second, hasText("nosuchpoll12", "This poll does not exist or was deleted."))
 
+	// A poll deleted while shown says so, and the widget stops following it.
+	doomed := a.createPoll(map[string]any{"question": "Soon gone"})["id"].(string)
+	tb2.do(chromedp.Navigate(host.page("/doomed", `<!doctype html><html><body>`+tag(doomed, "")+`</body></html>`)))
+	tb2.wait("doomed poll live", 10*time.Second, w(doomed)+`?.querySelector('button.vote') && `+hasText(doomed, "Live"))
+	if r := a.admin("DELETE", "/v1/polls/"+doomed, nil); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	tb2.wait("deleted poll", 10*time.Second, hasText(doomed, "This poll does not exist or was deleted.")+` && !`+w(doomed)+`.querySelector('button.vote')`)
+
 	// A poll limited to one news site: another site's page says it cannot
 	// show it; the poll's hosted page, served by pollcast, can vote in it.
 	limited := a.createPoll(map[string]any{"question": "Readers only", "allowed_origins": []string{"https://news.example.com"}})["id"].(string)

@@ -145,6 +145,9 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 			if len(tt.headers) >= 2 && tt.headers[0] == "Origin" && !strings.HasSuffix(tt.path, "/live") && r.Header.Get("Access-Control-Allow-Origin") != tt.headers[1] {
 				t.Fatalf("Access-Control-Allow-Origin %q on an answer to %s", r.Header.Get("Access-Control-Allow-Origin"), tt.headers[1])
 			}
+			if len(tt.headers) >= 2 && tt.headers[0] == "Origin" && !strings.HasSuffix(tt.path, "/live") && r.Header.Get("Access-Control-Expose-Headers") != "Retry-After" {
+				t.Fatalf("Retry-After is not readable by the widget: %q", r.Header.Get("Access-Control-Expose-Headers"))
+			}
 			p := r.JSON()
 			if p["status"] != float64(tt.wantStatus) || p["type"] == "" || p["title"] == "" {
 				t.Fatalf("incomplete problem document %s", r.Body)

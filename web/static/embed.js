@@ -1,6 +1,6 @@
 /*! pollcast widget: <script src="https://HOST/embed.js" data-poll="ID" async></script>
  * Also data-target="#el", data-theme="light|dark|auto", data-voter="TOKEN"; pollcast.mount(el, {poll,
- * voter, theme}); events pollcast:vote and pollcast:results. Poll text is inserted as text only. */
+ * voter, theme}); events pollcast:vote and pollcast:results. */
 (() => {
 'use strict';
 const W = window;
@@ -48,7 +48,7 @@ li{margin:0 0 12px}
 .fill{height:100%;width:0;border-radius:5px;background:var(--_accent);transition:width .45s ease}
 .cnt{font-size:.8125em;color:var(--_muted);margin-top:2px;font-variant-numeric:tabular-nums}
 .msg{margin:12px 0 0;font-weight:550}
-.msg:empty{display:none}
+.msg:empty{margin:0}
 .err{color:var(--_err)}
 .foot{display:flex;flex-wrap:wrap;gap:4px 12px;margin:14px 0 0;color:var(--_muted);font-size:.8125em}
 .live::before{content:"";display:inline-block;width:8px;height:8px;border-radius:50%;background:#1a7f37;margin-inline-end:6px}
@@ -56,7 +56,6 @@ li{margin:0 0 12px}
 @media (max-width:360px){.pc{padding:14px}}
 @media (prefers-reduced-motion:reduce){.fill{transition:none}}`;
 
-const LOADFAIL = 'This poll could not be loaded right now.';
 const GONE = 'This poll does not exist or was deleted.';
 const THANKS = 'Thank you for voting!';
 const HIDDEN = {
@@ -78,7 +77,7 @@ const h = (tag, props, ...kids) => {
   return el;
 };
 
-// localStorage may be blocked: ids then last as long as the page
+// localStorage may be blocked: ids then last as long as a page
 const recall = (k) => { try { return localStorage.getItem(k); } catch { return null; } };
 const keep = (k, v) => { try { localStorage.setItem(k, v); } catch { /* blocked */ } };
 const rid = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
@@ -98,7 +97,7 @@ const when = (t) => new Date(t).toLocaleString(undefined, { dateStyle: 'medium',
 const parse = (s) => { try { return JSON.parse(s); } catch { return null; } };
 
 let sheet = null;
-// Constructed style sheets pass host pages' CSP; <style> is the fallback.
+// Constructed sheets pass host pages' CSP; else <style>.
 const style = (root) => {
   try {
     if (!sheet) (sheet = new CSSStyleSheet()).replaceSync(CSS);
@@ -118,7 +117,7 @@ class Widget {
     this.root = this.host.attachShadow({ mode: 'open' });
     style(this.root);
     this.key = 'pollcast:voted:' + this.id;
-    this.mine = parse(recall(this.key));
+    this.mine = this.token ? null : parse(recall(this.key));
     this.sel = new Set();
     this.tries = 0;
     this.gen = 0;
@@ -159,27 +158,32 @@ class Widget {
     }
     if (this.dead || gen !== this.gen) return;
     if (r && r.ok) {
+      this.fresh = true; // a WebSocket failing now is blocked
       this.setPoll(body);
       this.connect();
-    } else if (!this.poll) {
-      const code = r && body.code;
-      if (code === 'not_found') this.say(GONE, true);
-      else if (code === 'origin_not_allowed') this.say('This poll cannot be shown on this website.', true);
-      else {
-        this.say(LOADFAIL, true);
-        this.retry(() => this.load());
-        return;
-      }
-      this.dead = true;
-      this.main.replaceChildren();
+      return;
     }
+    const code = r && body.code;
+    if (code === 'not_found') this.gone(GONE);
+    else if (code === 'origin_not_allowed') this.gone('This poll cannot be shown on this website.');
+    else {
+      if (!this.poll) this.say('This poll could not be loaded right now.', true);
+      this.retry(() => this.load());
+    }
+  }
+
+  gone(text) {
+    this.destroy(true);
+    this.main.replaceChildren();
+    this.foot.replaceChildren();
+    this.say(text, true);
   }
 
   voter() {
     return this.token || (this.poll && this.poll.dedupe === 'token' ? '' : deviceId());
   }
 
-  // status says in plain words what the poll means for this visitor.
+  // status: what the poll means for this visitor, in plain words.
   status() {
     const p = this.poll;
     if (p.status === 'closed') this.say('This poll is closed.');
@@ -264,7 +268,7 @@ class Widget {
     return h('div', null, kids);
   }
 
-  // update moves the bars to the newest results in place.
+  // update moves the bars to the newest results.
   update() {
     const r = this.res;
     const total = r ? r.total : 0;
@@ -289,12 +293,12 @@ class Widget {
     this.foot.replaceChildren(...kids);
   }
 
-  // announce tells screen readers the results, at most every 10 s.
+  // announce reads the results out, at most once a minute.
   announce(force) {
     const r = this.res;
     if (!r || this.hidden || !this.poll || (!this.mine && !this.peek && this.poll.status !== 'closed')) return;
     const now = Date.now();
-    if (!force && now - (this.said || 0) < 10000) return;
+    if (!force && now - (this.said || 0) < 60000) return;
     this.said = now;
     const label = Object.fromEntries(this.poll.options.map((o) => [o.id, o.label]));
     this.sr.textContent = 'Results: ' + r.options.map((o) => label[o.id] + ' ' + votes(o.votes)).join(', ') +
@@ -337,14 +341,14 @@ class Widget {
     if (code === 'ok' || code === 'already_voted') {
       this.mine = code === 'ok' ? opts : [];
       this.thanked = code === 'ok';
-      keep(this.key, JSON.stringify(this.mine));
+      if (!this.token) keep(this.key, JSON.stringify(this.mine));
       this.peek = false;
       this.render();
       this.status();
       const q = this.root.querySelector('.q');
       if (q) q.focus();
       if (code === 'ok') this.emit('pollcast:vote', { poll: this.id, options: opts, vote_id: body.vote_id });
-      if (this.hidden) this.reconnect(); // after_vote: a new connection shows voters the results
+      if (this.poll.results_visibility === 'after_vote') this.reconnect();
       else this.announce(true);
     } else if (code === 'poll_closed') {
       this.say('This poll is not open.');
@@ -357,7 +361,7 @@ class Widget {
       this.say('These choices are not valid any more. Please choose again.', true);
       this.load();
     } else if (code === 'overloaded') this.say('Voting is very busy right now. Please try again in a moment.', true);
-    else if (code === 'not_found') this.say(GONE, true);
+    else if (code === 'not_found') this.gone(GONE);
     else if (code === 'network') this.say('Your vote could not be sent. Check your connection and try again.', true);
     else this.say('Your vote could not be counted. Please try again.', true);
   }
@@ -392,7 +396,8 @@ class Widget {
       else this.render();
     } else if (m.type === 'poll') {
       this.gen++;
-      this.setPoll(m);
+      if (m.deleted) this.gone(GONE);
+      else this.setPoll(m);
     }
   }
 
@@ -405,8 +410,9 @@ class Widget {
       if (this.conn !== c) return;
       this.conn = null;
       this.setLive(false);
-      if (!opened && ++this.wsFails >= 2 && W.EventSource) this.sse = true;
-      this.retry(() => this.connect());
+      if (!opened && this.fresh && ++this.wsFails >= 2 && W.EventSource) this.sse = true;
+      this.fresh = false;
+      this.retry(() => this.load()); // gone, changed or back
     };
     let c;
     if (!this.sse && W.WebSocket) {
@@ -432,8 +438,6 @@ class Widget {
   }
 
   setLive(on) {
-    if (on && this.back) this.load(); // catch up on what changed while away
-    this.back = this.back || on;
     if (this.live === on) return;
     this.live = on;
     if (this.poll) this.footer();
@@ -453,14 +457,14 @@ class Widget {
   retry(fn) {
     clearTimeout(this.timer);
     const base = Math.min(30000, 500 * 2 ** Math.min(this.tries++, 6));
-    this.timer = setTimeout(() => { if (!this.dead) fn(); }, base / 2 + Math.random() * base / 2);
+    this.timer = setTimeout(() => { if (!this.dead) fn(); }, Math.random() * base);
   }
 
-  destroy() {
+  destroy(keep) {
     this.dead = true;
     clearTimeout(this.timer);
     this.drop();
-    this.host.remove();
+    if (!keep) this.host.remove();
   }
 }
 
