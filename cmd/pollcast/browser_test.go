@@ -484,6 +484,19 @@ func testDashboard(t *testing.T, b *browser, a *app) {
 		t.Errorf("status after Close poll = %v", st)
 	}
 
+	// A token poll's page shows the voter secret on request.
+	tokenPoll := a.createPoll(map[string]any{"question": "Members only", "dedupe": "token"})
+	tb.do(chromedp.Navigate(a.url + "/dashboard#/polls/" + tokenPoll["id"].(string)))
+	tb.wait("voter secret hidden", 5*time.Second, `document.getElementById('voter-secret')?.type === 'password'`)
+	tb.do(chromedp.Click(chromedp.Search(`//button[text()="Show"]`)))
+	tb.wait("voter secret shown", 5*time.Second, `document.getElementById('voter-secret').type === 'text' && document.getElementById('voter-secret').value === `+js(tokenPoll["voter_secret"].(string)))
+
+	// A poll deleted elsewhere is no longer followed.
+	if r := a.admin("DELETE", "/v1/polls/"+tokenPoll["id"].(string), nil); r.Status >= 300 {
+		t.Fatalf("delete: %d", r.Status)
+	}
+	tb.wait("deleted poll", 5*time.Second, `document.querySelector('.live-state')?.textContent === 'This poll does not exist or was deleted.'`)
+
 	// Sign out forgets the key.
 	tb.do(chromedp.Click(chromedp.ID("signout")))
 	tb.wait("signed out", 5*time.Second, `document.getElementById('key') && sessionStorage.getItem('pollcast:key') === null`)

@@ -10,6 +10,7 @@
   const nav = D.getElementById('nav');
   const toastEl = D.getElementById('toast');
   const KEY = 'pollcast:key';
+  const GONE = 'This poll does not exist or was deleted.';
   const SVGNS = 'http://www.w3.org/2000/svg';
 
   // ---- small helpers -------------------------------------------------------
@@ -155,7 +156,12 @@
       signIn();
       return;
     }
-    const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+    let parts;
+    try {
+      parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+    } catch {
+      parts = []; // a malformed address: the list
+    }
     if (parts[0] === 'new') pollForm(null);
     else if (parts[0] === 'polls' && parts[1] && parts[2] === 'edit') editPoll(parts[1]);
     else if (parts[0] === 'polls' && parts[1]) pollView(parts[1]);
@@ -262,13 +268,25 @@
   }
   const fromLocalInput = (v) => (v ? new Date(v).toISOString() : null);
 
+  // Views that load before they show abort the load when left, so that a
+  // slow answer never replaces the page navigated to meanwhile.
+  function leaving() {
+    const ctl = new AbortController();
+    onLeave(() => ctl.abort());
+    return ctl;
+  }
+
   async function editPoll(id) {
     show('Edit poll', h('p', { class: 'muted' }, 'Loading…'));
+    const ctl = leaving();
+    let p;
     try {
-      pollForm(await api('GET', pollPath(id)));
+      p = await api('GET', pollPath(id), undefined, { signal: ctl.signal });
     } catch (e) {
-      show('Edit poll', h('h1', null, 'Edit poll'), h('p', { class: 'error' }, e.message));
+      if (e.name !== 'AbortError') show('Edit poll', h('h1', null, 'Edit poll'), h('p', { class: 'error' }, e.message));
+      return;
     }
+    pollForm(p);
   }
 
   function field(id, label, control, help) {
@@ -407,6 +425,8 @@
     while (!signal.aborted) {
       try {
         const r = await fetch(pollPath(id) + '/events', { headers: { Authorization: 'Bearer ' + key, Accept: 'text/event-stream' }, signal });
+        if (r.status === 401) return signOut('Your API key was not accepted. Sign in again.');
+        if (r.status === 403 || r.status === 404) return onState(false, r.status === 404 ? GONE : 'This key may not follow this poll.');
         if (!r.ok) throw new Error('HTTP ' + r.status);
         onState(true);
         const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -442,16 +462,16 @@
 
   async function pollView(id) {
     show('Poll', h('p', { class: 'muted' }, 'Loading…'));
+    const ctl = leaving();
     let poll;
     try {
-      poll = await api('GET', pollPath(id));
+      poll = await api('GET', pollPath(id), undefined, { signal: ctl.signal });
     } catch (e) {
-      show('Poll', h('h1', null, 'Poll'), h('p', { class: 'error' }, e.code === 'not_found' ? 'This poll does not exist or was deleted.' : e.message),
+      if (e.name === 'AbortError') return;
+      show('Poll', h('h1', null, 'Poll'), h('p', { class: 'error' }, e.code === 'not_found' ? GONE : e.message),
         h('p', null, h('a', { href: '#/' }, 'Back to the polls')));
       return;
     }
-    const ctl = new AbortController();
-    onLeave(() => ctl.abort());
 
     const header = h('div');
     const results = h('div', { class: 'results', 'aria-live': 'off' });
@@ -556,15 +576,19 @@
         }
         res = m;
         updateResults();
+      } else if (event === 'poll' && m.deleted) {
+        ctl.abort();
+        liveState.textContent = GONE;
+        liveState.classList.remove('on');
       } else if (event === 'poll') {
-        const kept = poll.allowed_origins;
+        const { allowed_origins: origins, voter_secret: secret } = poll; // the owner's fields
         poll = m;
-        poll.allowed_origins = kept;
+        Object.assign(poll, { allowed_origins: origins, voter_secret: secret });
         renderHeader();
         renderResults();
       }
-    }, (on) => {
-      liveState.textContent = on ? 'Live' : 'Reconnecting…';
+    }, (on, why) => {
+      liveState.textContent = on ? 'Live' : why || 'Reconnecting…';
       liveState.classList.toggle('on', on);
     });
 
@@ -589,7 +613,6 @@
     const link = origin + '/p/' + encodeURIComponent(poll.id);
     const snippetEl = h('textarea', { id: 'snippet', readonly: true, rows: '3', spellcheck: 'false', value: snippet });
     const linkEl = h('input', { id: 'hosted', type: 'text', readonly: true, value: link });
-    const origins = poll.allowed_origins || [];
     return h('section', { class: 'card', 'aria-labelledby': 'share-h' },
       h('h2', { id: 'share-h' }, 'Share'),
       h('label', { for: 'snippet' }, 'Embed on a page'), snippetEl,
@@ -598,11 +621,28 @@
       h('div', { class: 'actions' },
         h('button', { type: 'button', class: 'quiet', onclick: () => copy(link, linkEl) }, 'Copy link'),
         h('a', { class: 'button quiet', href: link, target: '_blank', rel: 'noopener' }, 'Open page')),
-      origins.length && !origins.includes(origin)
-        ? h('p', { class: 'help' }, 'Votes from the hosted page come from ' + origin + ': add it to the sites that may embed this poll.')
-        : null,
+      poll.dedupe === 'token' && poll.voter_secret ? secretField(poll.voter_secret) : null,
       h('h3', null, 'Export'),
       h('button', { type: 'button', class: 'quiet', onclick: () => exportCSV(poll) }, 'Download votes (CSV)'));
+  }
+
+  // secretField shows a token poll's voter secret on request: the owner's
+  // site signs voter tokens with it.
+  function secretField(secret) {
+    const el = h('input', { id: 'voter-secret', type: 'password', readonly: true, value: secret, autocomplete: 'off' });
+    const reveal = h('button', { type: 'button', class: 'quiet', 'aria-pressed': 'false' }, 'Show');
+    reveal.addEventListener('click', () => {
+      const shown = el.type === 'password';
+      el.type = shown ? 'text' : 'password';
+      reveal.textContent = shown ? 'Hide' : 'Show';
+      reveal.setAttribute('aria-pressed', String(shown));
+    });
+    return [
+      h('label', { for: 'voter-secret' }, 'Voter token secret'), el,
+      h('p', { class: 'help' }, 'Your website signs voter tokens with it (HS256 JWT, sub = the voter) and passes them to the widget as data-voter. Keep it on your server.'),
+      h('div', { class: 'actions' }, reveal,
+        h('button', { type: 'button', class: 'quiet', onclick: () => copy(secret, el) }, 'Copy secret')),
+    ];
   }
 
   async function exportCSV(poll) {
