@@ -71,15 +71,17 @@
   }
 
   async function copy(text, input) {
+    let ok = true;
     try {
       await navigator.clipboard.writeText(text);
     } catch {
+      ok = false;
       if (input) {
         input.select();
-        D.execCommand('copy');
+        ok = D.execCommand('copy');
       }
     }
-    toast('Copied to the clipboard.');
+    toast(ok ? 'Copied to the clipboard.' : 'Copying is blocked here: the text is selected, copy it by hand.');
   }
 
   // ---- the API -------------------------------------------------------------
@@ -171,7 +173,7 @@
   // ---- sign in -------------------------------------------------------------
 
   function signIn() {
-    const input = h('input', { id: 'key', name: 'key', type: 'password', autocomplete: 'current-password', required: true, spellcheck: 'false' });
+    const input = h('input', { id: 'key', name: 'key', type: 'password', autocomplete: 'off', required: true, spellcheck: 'false' });
     const err = h('p', { class: 'error', role: 'alert' });
     const form = h('form', { class: 'card narrow', onsubmit: async (e) => {
       e.preventDefault();
@@ -317,6 +319,7 @@
     const renumber = () => {
       [...optionList.children].forEach((li, i) => {
         li.querySelector('input').setAttribute('aria-label', 'Option ' + (i + 1));
+        li.querySelector('button').setAttribute('aria-label', 'Remove option ' + (i + 1));
         li.querySelector('input').name = 'options[' + i + ']';
       });
     };
@@ -501,10 +504,18 @@
             h('button', { type: 'button', class: 'quiet', onclick: remove }, 'Delete'))));
     }
 
+    // refreshHeader rebuilds the header and keeps the keyboard focus on the
+    // open/close button when it was there.
+    function refreshHeader() {
+      const focused = D.activeElement && D.activeElement.id === 'toggle-open';
+      renderHeader();
+      if (focused) D.getElementById('toggle-open').focus();
+    }
+
     async function setOpen(open) {
       try {
         poll = await api('POST', pollPath(poll.id) + (open ? '/open' : '/close'));
-        renderHeader();
+        refreshHeader();
         renderResults();
         toast(open ? 'The poll is open.' : 'The poll is closed.');
       } catch (e) {
@@ -584,7 +595,7 @@
         const { allowed_origins: origins, voter_secret: secret } = poll; // the owner's fields
         poll = m;
         Object.assign(poll, { allowed_origins: origins, voter_secret: secret });
-        renderHeader();
+        refreshHeader();
         renderResults();
       }
     }, (on, why) => {
