@@ -298,8 +298,9 @@ func testStates(t *testing.T, b *browser, a *app, host *hostSite, app string) {
 		return `<div id="w-` + id + `"></div><script src="` + app + `/embed.js" data-poll="` + id + `" data-target="#w-` + id + `" ` + extra + ` async></script>`
 	}
 	tb := b.tab(t, 1000, 1400)
+	// A broken tag first (an invalid target, no poll): the others still mount.
 	tb.do(chromedp.Navigate(host.page("/states", `<!doctype html><html><head><title>States</title></head><body>`+
-		tag(sched, "")+tag(afterVote, "")+tag(afterClose, "")+tag(tokenID, "")+
+		`<script src="`+app+`/embed.js" data-poll="" data-target="[[" async></script>`+tag(sched, "")+tag(afterVote, "")+tag(afterClose, "")+tag(tokenID, "")+
 		`<div id="w-tok2"></div><script>window.tokenMount = () => pollcast.mount(document.getElementById('w-tok2'), {poll: `+js(tokenID)+`, voter: `+js(token)+`, theme: 'dark'});</script>`+
 		tag("nosuchpoll12", "")+`</body></html>`)))
 

@@ -77,7 +77,7 @@ const h = (tag, props, ...kids) => {
   return el;
 };
 
-// localStorage may be blocked: ids then last as long as a page
+// localStorage may be blocked: ids then last a page long
 const recall = (k) => { try { return localStorage.getItem(k); } catch { return null; } };
 const keep = (k, v) => { try { localStorage.setItem(k, v); } catch { /* blocked */ } };
 const rid = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
@@ -144,8 +144,7 @@ class Widget {
     this.msgEl.classList.toggle('err', !!err);
   }
 
-  // load reads the poll at the start and whenever it may have changed
-  // unseen; a read overtaken by a newer one or a live "poll" is dropped.
+  // load reads the poll; a read overtaken by another or a live "poll" is dropped.
   async load() {
     const gen = ++this.gen;
     let r;
@@ -293,7 +292,7 @@ class Widget {
     this.foot.replaceChildren(...kids);
   }
 
-  // announce reads the results out, at most once a minute.
+  // announce reads the results out, once a minute at most.
   announce(force) {
     const r = this.res;
     if (!r || this.hidden || !this.poll || (!this.mine && !this.peek && this.poll.status !== 'closed')) return;
@@ -401,8 +400,7 @@ class Widget {
     }
   }
 
-  // connect follows the poll live: a WebSocket, or Server-Sent Events where
-  // WebSockets fail; reconnects with backoff and jitter.
+  // connect follows the poll live over a WebSocket, or SSE where those fail.
   connect() {
     if (this.dead || this.conn) return;
     const url = this.url('/live?voter=' + encodeURIComponent(this.voter()));
@@ -480,16 +478,21 @@ const mount = (el, o) => {
 const scan = () => {
   for (const s of D.querySelectorAll('script[data-poll]')) {
     if (s.pollcastMounted || !s.src) continue;
-    const sel = s.dataset.target;
-    const t = sel ? D.querySelector(sel) : null;
-    if (sel && !t) {
-      if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', scan, { once: true });
-      continue;
+    try {
+      const sel = s.dataset.target;
+      const t = sel ? D.querySelector(sel) : null;
+      if (sel && !t) {
+        if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', scan, { once: true });
+        continue;
+      }
+      s.pollcastMounted = true;
+      let el = t;
+      if (!el) s.after(el = D.createElement('div'));
+      mount(el, { poll: s.dataset.poll, voter: s.dataset.voter, theme: s.dataset.theme, api: new URL(s.src, location.href).origin });
+    } catch (e) {
+      s.pollcastMounted = true;
+      console.error('pollcast:', e);
     }
-    s.pollcastMounted = true;
-    let el = t;
-    if (!el) s.after(el = D.createElement('div'));
-    mount(el, { poll: s.dataset.poll, voter: s.dataset.voter, theme: s.dataset.theme, api: new URL(s.src, location.href).origin });
   }
 };
 
