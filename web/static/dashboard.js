@@ -693,8 +693,10 @@
     const stepSel = h('select', { id: 'step', onchange: () => { step = stepSel.value; load(); } },
       Object.keys(STEPS).map((k) => h('option', { value: k, selected: k === step }, 'per ' + { '1m': 'minute', '5m': '5 minutes', '1h': 'hour', '1d': 'day' }[k])));
     const labels = Object.fromEntries(poll.options.map((o) => [o.id, o.label]));
+    let loads = 0; // an answer to an older load is dropped
 
     async function load() {
+      const seq = ++loads;
       const now = Date.now();
       // Since the poll began, within the step's window, and at least 30 steps.
       const from = Math.min(now - 30 * STEPS[step], Math.max(new Date(poll.created_at).getTime(), now - WINDOW[step]));
@@ -707,13 +709,14 @@
           ...DIMENSIONS.map(([d]) => api('GET', pollPath(poll.id) + '/analytics/breakdown?by=' + d, undefined, { signal })),
         ]);
       } catch (e) {
-        if (e.name === 'AbortError') return;
+        if (e.name === 'AbortError' || seq !== loads) return;
         if (e.status === 404) {
           body.replaceChildren(h('div', { class: 'calm', id: 'no-analytics' }, h('p', null, 'No analytics yet.'),
             h('p', { class: 'muted' }, 'Charts of votes over time and by country, region, device and referring site appear here once analytics are available for this poll.')));
         } else body.replaceChildren(h('p', { class: 'error' }, 'Analytics could not be loaded: ' + e.message));
         return;
       }
+      if (seq !== loads) return;
       const points = tl.points || [];
       const any = points.some((p) => p.votes > 0) || bds.some((b) => (b.rows || []).length);
       if (!any) {
@@ -721,10 +724,14 @@
           h('p', { class: 'muted' }, 'Votes appear here a few seconds after they are cast.')));
         return;
       }
+      // The refresh keeps the tables that were open.
+      const open = new Set([...body.querySelectorAll('details[open]')].map((d) => d.dataset.table));
+      const counted = points.filter((p) => p.votes > 0);
       body.replaceChildren(
         h('h3', null, 'Votes over time'),
         chart('timeline', (w) => barChart(points, step, w)),
-        h('div', { class: 'breakdowns' }, DIMENSIONS.map(([d, title], i) => breakdown(d, title, bds[i].rows || [], poll, labels))));
+        counted.length ? table('timeline', open, 'Time', poll, labels, counted.map((p) => [dateTime(p.t), p])) : null,
+        h('div', { class: 'breakdowns' }, DIMENSIONS.map(([d, title], i) => breakdown(d, title, bds[i].rows || [], poll, labels, open))));
       drawCharts(body);
     }
     const onResize = () => drawCharts(body);
@@ -742,7 +749,18 @@
       body);
   }
 
-  function breakdown(dim, title, rows, poll, labels) {
+  // table is a chart's numbers, behind a "Table" disclosure: one row per
+  // [heading, {votes, by_option}].
+  function table(name, open, title, poll, labels, rows) {
+    return h('details', { 'data-table': name, open: open.has(name) }, h('summary', null, 'Table'),
+      h('div', { class: 'scroll' }, h('table', null,
+        h('thead', null, h('tr', null, h('th', { scope: 'col' }, title), h('th', { scope: 'col', class: 'num' }, 'Votes'),
+          poll.options.map((o) => h('th', { scope: 'col', class: 'num' }, labels[o.id])))),
+        h('tbody', null, rows.map(([head, r]) => h('tr', null, h('th', { scope: 'row' }, head), h('td', { class: 'num' }, num(r.votes)),
+          poll.options.map((o) => h('td', { class: 'num' }, num((r.by_option || {})[o.id])))))))));
+  }
+
+  function breakdown(dim, title, rows, poll, labels, open) {
     rows = [...rows].sort((a, b) => b.votes - a.votes);
     const name = (k) => (dim === 'country' ? countryName(k) : k || (dim === 'referrer' ? 'Direct or unknown' : 'Unknown'));
     const max = Math.max(1, ...rows.map((r) => r.votes));
@@ -751,12 +769,7 @@
       h('h3', null, title),
       rows.length ? [
         chart('hbars', (w) => hbars(top.map((r) => [name(r.key), r.votes]), max, title, w)),
-        h('details', null, h('summary', null, 'Table'),
-          h('div', { class: 'scroll' }, h('table', null,
-            h('thead', null, h('tr', null, h('th', { scope: 'col' }, title), h('th', { scope: 'col', class: 'num' }, 'Votes'),
-              poll.options.map((o) => h('th', { scope: 'col', class: 'num' }, labels[o.id])))),
-            h('tbody', null, rows.map((r) => h('tr', null, h('th', { scope: 'row' }, name(r.key)), h('td', { class: 'num' }, num(r.votes)),
-              poll.options.map((o) => h('td', { class: 'num' }, num((r.by_option || {})[o.id]))))))))),
+        table(dim, open, title, poll, labels, rows.map((r) => [name(r.key), r])),
       ] : h('p', { class: 'muted' }, 'No votes yet.'));
   }
 
