@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -1074,4 +1075,36 @@ func TestFanoutRateKeepsViewersWithinASecond(t *testing.T) {
 	if !enough() {
 		t.Fatalf("viewers got fewer than four results messages in %v of updates: spaced more than 500 ms apart", time.Since(start))
 	}
+}
+
+// TestIdleViewerHasOneGoroutine: between messages a WebSocket viewer costs
+// the server one goroutine, its reader; writers come and go with what they
+// write. Goroutine stacks were a third of a viewer's memory.
+func TestIdleViewerHasOneGoroutine(t *testing.T) {
+	f := newFixture(t, realtime.HubConfig{MinInterval: 10 * time.Millisecond})
+	p := f.newPoll(t, poll.CreateInput{})
+	const n = 100
+	base := runtime.NumGoroutine()
+	fls := followers(t, f, p.ID, n)
+	for i := int64(1); i <= 5; i++ {
+		f.publish(t, p.ID, i)
+	}
+	f.flush(t)
+	waitFor(t, "every viewer to see the last update", func() bool {
+		for _, fl := range fls {
+			if fl.total() != float64(5) {
+				return false
+			}
+		}
+		return true
+	})
+	// Each viewer: the server's reader and the test's follower. Writers
+	// end once they have written; a little slack for the runtime's own.
+	limit := base + 2*n + 10
+	var got int
+	testsvc.Eventually(t, 10*time.Second, "the writers to end", func() bool {
+		got = runtime.NumGoroutine()
+		return got <= limit
+	})
+	t.Logf("%d goroutines for %d viewers (%d before they connected)", got, n, base)
 }

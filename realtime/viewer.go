@@ -30,8 +30,12 @@ type viewer struct {
 	voted   atomic.Bool
 	state   atomic.Pointer[outMsg] // newest results or hidden message not yet written
 	pollMsg atomic.Pointer[outMsg] // newest poll message not yet written
-	wake    chan struct{}          // 1-buffered: "something was posted"
+	wake    chan struct{}          // 1-buffered: "something was posted" (writers with a loop)
 	replies chan *outMsg           // answers to this client's own messages, in order
+	// kick, when set (before the viewer joins, never changed), is called
+	// instead of waking a loop: on every post, reply and close. WebSocket
+	// viewers use it to write from short-lived goroutines.
+	kick func()
 
 	leaveOnce sync.Once
 	closeOnce sync.Once
@@ -56,6 +60,10 @@ func (v *viewer) seen() poll.Viewer {
 }
 
 func (v *viewer) signal() {
+	if v.kick != nil {
+		v.kick()
+		return
+	}
 	select {
 	case v.wake <- struct{}{}:
 	default: // a wake-up is already pending: the writer will see this post too
@@ -79,6 +87,9 @@ func (v *viewer) postPoll(m *outMsg) {
 func (v *viewer) reply(m *outMsg) {
 	select {
 	case v.replies <- m:
+		if v.kick != nil {
+			v.kick()
+		}
 	default:
 		v.slow(errors.New("too many answers waiting to be written"))
 	}
@@ -89,6 +100,9 @@ func (v *viewer) close(r closeReason) {
 		v.reason = r
 		close(v.closed)
 	})
+	if v.kick != nil {
+		v.kick()
+	}
 }
 
 // slow closes the viewer as too slow, unless it was closed already.
@@ -97,15 +111,50 @@ func (v *viewer) slow(why error) {
 		v.reason, v.why = closeSlow, why
 		close(v.closed)
 	})
+	if v.kick != nil {
+		v.kick()
+	}
 }
 
-// writeLoop is a connection's only writer: it writes what is posted to the
-// viewer until the viewer is closed or ctx ends, and returns why. write
-// must honour its own deadline; an error closes the viewer as slow. tick,
-// if not nil, calls onTick (SSE keep-alives).
-func (h *Hub) writeLoop(ctx context.Context, v *viewer, write func(*outMsg) error, tick <-chan time.Time, onTick func() error) closeReason {
-	var lastState *outMsg
-	send := func(m *outMsg) bool {
+// writePending writes what was posted to v since the last call, in order,
+// through send, which reports false once the viewer is closed. last is the
+// state the previous call wrote.
+//
+// It takes the state, then the poll message, then the replies, and writes
+// them in the reverse order. Posters queue a reply before the state it
+// unlocks, and a poll message before the results it changes, so a voter
+// hears "202" before the results, and everyone gets a poll change before
+// results that depend on it.
+func (v *viewer) writePending(send func(*outMsg) bool, last **outMsg) bool {
+	state := v.state.Swap(nil)
+	pm := v.pollMsg.Swap(nil)
+	for drained := false; !drained; {
+		select {
+		case m := <-v.replies:
+			if !send(m) {
+				return false
+			}
+		default:
+			drained = true
+		}
+	}
+	if pm != nil && !send(pm) {
+		return false
+	}
+	if state == nil || (state == hiddenMsg && *last == hiddenMsg) {
+		return true
+	}
+	if !send(state) {
+		return false
+	}
+	*last = state
+	return true
+}
+
+// sender returns the send function of writePending for a connection's
+// write function: a failed write closes the viewer as slow.
+func (h *Hub) sender(v *viewer, write func(*outMsg) error) func(*outMsg) bool {
+	return func(m *outMsg) bool {
 		if err := write(m); err != nil {
 			v.slow(fmt.Errorf("write: %w", err))
 			return false
@@ -113,6 +162,15 @@ func (h *Hub) writeLoop(ctx context.Context, v *viewer, write func(*outMsg) erro
 		h.m.sent.Inc()
 		return true
 	}
+}
+
+// writeLoop is the only writer of a connection whose handler stays (SSE):
+// it writes what is posted to the viewer until the viewer is closed or ctx ends, and returns why. write
+// must honour its own deadline; an error closes the viewer as slow. tick,
+// if not nil, calls onTick (SSE keep-alives).
+func (h *Hub) writeLoop(ctx context.Context, v *viewer, write func(*outMsg) error, tick <-chan time.Time, onTick func() error) closeReason {
+	var lastState *outMsg
+	send := h.sender(v, write)
 	for {
 		select {
 		case <-v.closed:
@@ -131,33 +189,9 @@ func (h *Hub) writeLoop(ctx context.Context, v *viewer, write func(*outMsg) erro
 				return v.reason
 			}
 		case <-v.wake:
-			// Take the state, then the poll message, then the replies, and
-			// write them in the reverse order. Posters queue a reply before
-			// the state it unlocks, and a poll message before the results
-			// it changes, so a voter hears "202" before the results, and
-			// everyone gets a poll change before results that depend on it.
-			state := v.state.Swap(nil)
-			pm := v.pollMsg.Swap(nil)
-			for drained := false; !drained; {
-				select {
-				case m := <-v.replies:
-					if !send(m) {
-						return v.reason
-					}
-				default:
-					drained = true
-				}
-			}
-			if pm != nil && !send(pm) {
+			if !v.writePending(send, &lastState) {
 				return v.reason
 			}
-			if state == nil || (state == hiddenMsg && lastState == hiddenMsg) {
-				continue
-			}
-			if !send(state) {
-				return v.reason
-			}
-			lastState = state
 		case <-tick:
 			if err := onTick(); err != nil {
 				v.slow(fmt.Errorf("keep-alive: %w", err))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -60,7 +61,9 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 
 	vw := newViewer(v)
+	wr := newWSWriter(h, c, cancel, pollID, vw)
 	if err := h.join(ctx, pollID, vw); err != nil {
+		wr.stop(false) // nothing more is written: the connection is closed here
 		code, reason := websocket.StatusGoingAway, "server shutting down"
 		if !errors.Is(err, ErrHubClosed) {
 			h.log.Warn("realtime: join", "poll", pollID, "err", err)
@@ -79,18 +82,16 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 		wg.Wait()
 		return
 	}
-	go h.serveConn(ctx, cancel, c, pollID, vw, v)
+	go h.serveConn(ctx, cancel, c, vw, v, wr)
 }
 
-// serveConn streams to a joined viewer until it leaves, is too slow, or the
-// hub closes.
-func (h *Hub) serveConn(ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, pollID string, vw *viewer, v Viewer) {
+// serveConn is a joined viewer's reader: it reads the client's messages
+// until the connection ends, then waits for the writer to be done. A
+// connection has this one goroutine, plus its vote loop once it votes and
+// a writer while something is being written: goroutine stacks were a third
+// of what a viewer cost.
+func (h *Hub) serveConn(ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, vw *viewer, v Viewer, w *wsWriter) {
 	defer h.conns.Done()
-	defer h.leave(vw)
-	defer cancel()
-
-	// Goroutines are most of what a viewer costs: the vote loop starts
-	// with the first vote, and pings run from a timer.
 	var wg sync.WaitGroup
 	var votes chan VoteMessage
 	var startVotes func()
@@ -106,42 +107,134 @@ func (h *Hub) serveConn(ctx context.Context, cancel context.CancelFunc, c *webso
 		}
 		startVotes = sync.OnceFunc(func() { wg.Go(func() { h.voteLoop(ctx, vw, votes, batch, cast) }) })
 	}
-	wg.Go(func() { h.readLoop(ctx, c, vw, votes, startVotes) })
 	stopPings := h.startPings(ctx, c, vw)
-
-	// One timer per connection bounds every write: a context with a
-	// deadline per message cost a tenth of the hub's CPU at 10,000 viewers
-	// (pprof). When it fires, the write fails and the viewer is closed as
-	// too slow.
-	stuck := time.AfterFunc(time.Hour, func() { _ = c.CloseNow() })
-	stuck.Stop()
-	defer stuck.Stop()
-	reason := h.writeLoop(ctx, vw, func(m *outMsg) error {
-		stuck.Reset(h.cfg.WriteTimeout)
-		err := c.Write(context.Background(), websocket.MessageText, m.data)
-		if !stuck.Stop() && err == nil {
-			err = errWriteTimeout
-		}
-		return err
-	}, nil, nil)
-	h.leave(vw) // it gets nothing more: no need to wait for the closing handshake
-	switch reason {
-	case closeSlow:
-		h.m.slow.Inc()
-		h.log.Info("realtime: closing a slow WebSocket", "poll", pollID, "err", vw.why)
-		// It does not read: the close frame is all it may get, no need to
-		// wait long for an answer.
-		h.closeConnWithin(c, cancel, min(h.cfg.WriteTimeout, time.Second), websocket.StatusPolicyViolation, "too slow")
-	case closeShutdown:
-		h.closeConn(c, cancel, websocket.StatusGoingAway, "server shutting down")
-	case closeGone:
-		h.closeConn(c, cancel, websocket.StatusNormalClosure, "poll deleted")
-	default:
-		c.CloseNow() // the client is gone, or broke the protocol and was told
-	}
+	// readLoop returns when the connection fails or is closed, and closes
+	// the viewer, which has the writer end the connection.
+	h.readLoop(ctx, c, vw, votes, startVotes)
 	cancel()
 	stopPings()
 	wg.Wait()
+	w.stop(true)
+}
+
+// wsWriter writes a WebSocket viewer's messages. It has no goroutine of its
+// own: each post, reply or close starts one unless one is writing already,
+// which writes what is pending and ends. When the viewer is closed, it ends
+// the connection as the reason demands.
+type wsWriter struct {
+	h      *Hub
+	c      *websocket.Conn
+	cancel context.CancelFunc
+	pollID string
+	vw     *viewer
+	// stuck bounds every write: one timer per connection, because a
+	// context with a deadline per message cost a tenth of the hub's CPU at
+	// 10,000 viewers (pprof). When it fires, the write fails and the
+	// viewer is closed as too slow.
+	stuck *time.Timer
+	send  func(*outMsg) bool
+
+	pending atomic.Bool // something was posted since the writer last looked
+	mu      sync.Mutex  // held by the goroutine writing, if any
+	last    *outMsg     // under mu: the state written last
+	done    bool        // under mu: the connection is ended; nothing more is written
+}
+
+func newWSWriter(h *Hub, c *websocket.Conn, cancel context.CancelFunc, pollID string, vw *viewer) *wsWriter {
+	w := &wsWriter{h: h, c: c, cancel: cancel, pollID: pollID, vw: vw}
+	w.stuck = time.AfterFunc(time.Hour, func() { _ = c.CloseNow() })
+	w.stuck.Stop()
+	w.send = h.sender(vw, w.write)
+	vw.kick = w.kick
+	return w
+}
+
+// kick has what is pending written, by a goroutine started for it unless
+// one is writing: that one looks again before it ends.
+func (w *wsWriter) kick() {
+	w.pending.Store(true)
+	if w.mu.TryLock() {
+		go w.run()
+	}
+}
+
+// run writes while something is pending; it is started holding mu.
+func (w *wsWriter) run() {
+	for {
+		w.pending.Store(false)
+		if !w.done {
+			w.flush()
+		}
+		w.mu.Unlock()
+		// A kick that came after the Store above and found mu held left
+		// pending set: take it over, unless a new writer already did.
+		if !w.pending.Load() || !w.mu.TryLock() {
+			return
+		}
+	}
+}
+
+// flush writes what is pending, or ends the connection of a closed viewer.
+func (w *wsWriter) flush() {
+	select {
+	case <-w.vw.closed:
+		w.end()
+		return
+	default:
+	}
+	if !w.vw.writePending(w.send, &w.last) {
+		w.end()
+	}
+}
+
+func (w *wsWriter) write(m *outMsg) error {
+	w.stuck.Reset(w.h.cfg.WriteTimeout)
+	err := w.c.Write(context.Background(), websocket.MessageText, m.data)
+	if !w.stuck.Stop() && err == nil {
+		err = errWriteTimeout
+	}
+	return err
+}
+
+// end ends the connection of a closed viewer; called with mu held.
+func (w *wsWriter) end() {
+	w.done = true
+	w.stuck.Stop()
+	vw, h := w.vw, w.h
+	h.leave(vw) // it gets nothing more: no need to wait for the closing handshake
+	switch vw.reason {
+	case closeSlow:
+		h.m.slow.Inc()
+		h.log.Info("realtime: closing a slow WebSocket", "poll", w.pollID, "err", vw.why)
+		// It does not read: the close frame is all it may get, no need to
+		// wait long for an answer.
+		h.closeConnWithin(w.c, w.cancel, min(h.cfg.WriteTimeout, time.Second), websocket.StatusPolicyViolation, "too slow")
+	case closeShutdown:
+		h.closeConn(w.c, w.cancel, websocket.StatusGoingAway, "server shutting down")
+	case closeGone:
+		// The poll was deleted: say so before closing normally.
+		if m := vw.pollMsg.Swap(nil); m != nil {
+			w.send(m)
+		}
+		h.closeConn(w.c, w.cancel, websocket.StatusNormalClosure, "poll deleted")
+	default:
+		w.c.CloseNow() // the client is gone, or broke the protocol and was told
+	}
+	w.cancel()
+}
+
+// stop waits for a writer under way and has nothing written after it.
+// With endConn (the connection's reader, last), it ends the connection
+// unless a writer did.
+func (w *wsWriter) stop(endConn bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if endConn && !w.done {
+		w.vw.close(closeClient) // its kick finds mu held and starts nothing
+		w.end()
+	}
+	w.done = true
+	w.stuck.Stop()
 }
 
 // closeConn closes c with a closing handshake that takes at most

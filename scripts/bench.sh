@@ -14,7 +14,8 @@
 # nonzero when any run failed (errors or a failed exactness check).
 #
 # Environment: DURATION (each run, default 10s), VIEWERS (10000),
-# VIEWER_RATE (5000), OUT (results directory).
+# VIEWER_RATE (5000), OUT (results directory), RUNS (which runs, default
+# "baseline http ws batch viewers redis"; e.g. RUNS=viewers for one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,10 @@ VIEWERS=${VIEWERS:-10000}
 VIEWER_RATE=${VIEWER_RATE:-5000}
 OUT=${OUT:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 KEY=bench-admin-key-$RANDOM$RANDOM$RANDOM
+RUNS=" ${RUNS:-baseline http ws batch viewers redis} "
+
+# want RUN: whether RUNS names RUN.
+want() { [[ $RUNS == *" $1 "* ]]; }
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -163,28 +168,36 @@ CGO_ENABLED=0 go build -trimpath -o bin/benchbase ./cmd/benchbase
 raise_fd_limit
 
 # 1. The baseline.
-bin/benchbase --addr 127.0.0.1:0 >"$OUT/baseline-server.log" 2>&1 &
-BASE_PID=$!
-PIDS+=("$BASE_PID")
-wait_for "benchbase to listen" grep -q 'serving on' "$OUT/baseline-server.log"
-BASE_URL=$(grep -m1 -o 'http://[^ ]*' "$OUT/baseline-server.log")
-bench baseline-http "$BASE_URL" http --poll baseline --concurrency 64
-stop "$BASE_PID"
+if want baseline; then
+  bin/benchbase --addr 127.0.0.1:0 >"$OUT/baseline-server.log" 2>&1 &
+  BASE_PID=$!
+  PIDS+=("$BASE_PID")
+  wait_for "benchbase to listen" grep -q 'serving on' "$OUT/baseline-server.log"
+  BASE_URL=$(grep -m1 -o 'http://[^ ]*' "$OUT/baseline-server.log")
+  bench baseline-http "$BASE_URL" http --poll baseline --concurrency 64
+  stop "$BASE_PID"
+fi
 
 # 2. pollcast, every role in one process.
-start_pollcast memory
-bench http "$PC_URL" http --concurrency 64
-bench ws "$PC_URL" ws --concurrency 64
-bench batch "$PC_URL" batch --concurrency 8
-stop "$PC_PID"
+if want http || want ws || want batch; then
+  start_pollcast memory
+  if want http; then bench http "$PC_URL" http --concurrency 64; fi
+  if want ws; then bench ws "$PC_URL" ws --concurrency 64; fi
+  if want batch; then bench batch "$PC_URL" batch --concurrency 8; fi
+  stop "$PC_PID"
+fi
 # A fresh process for the viewers, so that its RSS growth is theirs and
 # not heap the runs above left free.
-start_pollcast viewers
-viewers viewers "$PC_URL"
-stop "$PC_PID"
+if want viewers; then
+  start_pollcast viewers
+  viewers viewers "$PC_URL"
+  stop "$PC_PID"
+fi
 
 # 3. The Redis tally store.
-if command -v redis-server >/dev/null 2>&1; then
+if ! want redis; then
+  :
+elif command -v redis-server >/dev/null 2>&1; then
   REDIS_PORT=$(free_port)
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
     >"$OUT/redis-server.log" 2>&1 &
