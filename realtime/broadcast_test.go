@@ -32,7 +32,7 @@ func newBareTopic(tb testing.TB, n int, vis poll.Visibility) (*topic, []*viewer)
 	vs := make([]*viewer, n)
 	for i := range vs {
 		vs[i] = newViewer(Viewer{Owner: i%2 == 1})
-		t.viewers[vs[i]] = struct{}{}
+		t.addLocked(vs[i])
 	}
 	return t, vs
 }
@@ -71,6 +71,44 @@ func TestBroadcastEncodesOnce(t *testing.T) {
 	tp.mu.Unlock()
 	if m := vs[1].state.Load(); m == shared || len(vs[1].wake) != 1 {
 		t.Fatal("the mailbox did not take the newest state, or queued more than one wake-up")
+	}
+}
+
+// TestCrowdedPollIsServedInLanes: a poll with more viewers than LaneSize
+// gets new results a lane at a time, the lanes taking turns over the
+// poll's interval, and every viewer gets them within it.
+func TestCrowdedPollIsServedInLanes(t *testing.T) {
+	const n = 2000 // four lanes of 500
+	tp, vs := newBareTopic(t, n, poll.VisibleAlways)
+	posted := func() int {
+		got := 0
+		for _, v := range vs {
+			if v.state.Load() != nil {
+				got++
+			}
+		}
+		return got
+	}
+	tp.mu.Lock()
+	if len(tp.lanes) != 4 {
+		t.Fatalf("%d viewers in %d lanes", n, len(tp.lanes))
+	}
+	tp.counts = poll.Counts{Total: 1, Version: 1, Options: map[string]int64{"a": 1}}
+	tp.scheduleLocked()
+	first := posted()
+	tp.mu.Unlock()
+	if first != n/4 {
+		t.Fatalf("the first turn posted to %d viewers, want one lane of %d", first, n/4)
+	}
+	start := time.Now()
+	testsvc.Eventually(t, 5*time.Second, "every lane to get the results", func() bool {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		return posted() == n
+	})
+	// Three more turns, each a quarter of the 100 ms interval apart.
+	if took := time.Since(start); took < 50*time.Millisecond {
+		t.Fatalf("the other lanes got the results %v after the first: not in turns", took)
 	}
 }
 

@@ -74,6 +74,11 @@ type HubConfig struct {
 	// last vote (DESIGN.md invariant 5). Zero value means 50,000; negative
 	// means no cap.
 	FanoutRate int
+	// LaneSize is how many viewers of a poll get results together: a poll
+	// with more viewers gets them in lanes that take turns over its
+	// interval, so the hub's writes come in small bursts rather than one
+	// of every viewer. Zero value means 500.
+	LaneSize int
 	// PingInterval is how often a WebSocket is pinged. Zero value means 20s.
 	PingInterval time.Duration
 	// PingTimeout closes a socket that does not answer a ping in time.
@@ -138,6 +143,7 @@ func NewHub(nc *nats.Conn, cat *poll.Catalog, counts CountsFunc, cfg HubConfig) 
 	}
 	cfg.MinInterval = cmp.Or(cfg.MinInterval, 100*time.Millisecond)
 	cfg.FanoutRate = cmp.Or(cfg.FanoutRate, 50_000)
+	cfg.LaneSize = cmp.Or(cfg.LaneSize, 500)
 	cfg.PingInterval = cmp.Or(cfg.PingInterval, 20*time.Second)
 	cfg.PingTimeout = cmp.Or(cfg.PingTimeout, 10*time.Second)
 	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, 5*time.Second)
@@ -152,6 +158,9 @@ func NewHub(nc *nats.Conn, cat *poll.Catalog, counts CountsFunc, cfg HubConfig) 
 		if d < 0 {
 			return nil, fmt.Errorf("realtime: %s must not be negative", name)
 		}
+	}
+	if cfg.LaneSize < 0 {
+		return nil, errors.New("realtime: LaneSize must not be negative")
 	}
 	if cfg.MaxMessageBytes < 0 {
 		return nil, errors.New("realtime: MaxMessageBytes must not be negative")
@@ -243,7 +252,7 @@ func (h *Hub) join(ctx context.Context, pollID string, vw *viewer) error {
 		h.topics[pollID] = t
 	}
 	t.mu.Lock()
-	t.viewers[vw] = struct{}{}
+	t.addLocked(vw)
 	t.mu.Unlock()
 	vw.topic = t
 	h.conns.Add(1)
@@ -283,7 +292,7 @@ func (h *Hub) leave(vw *viewer) {
 		t := vw.topic
 		h.mu.Lock()
 		t.mu.Lock()
-		delete(t.viewers, vw)
+		t.removeLocked(vw)
 		last := len(t.viewers) == 0 && h.topics[t.id] == t
 		t.mu.Unlock()
 		if last {

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,17 +20,71 @@ type topic struct {
 	sub   *nats.Subscription // set before the topic is shared
 	ready chan struct{}      // closed once the server knows the subscription
 
-	mu       sync.Mutex
+	mu      sync.Mutex
+	viewers map[*viewer]struct{}
+	lanes   []*lane // the viewers again, in groups served in turn
+	next    int     // the lane whose turn it is
+	counts  poll.Counts
+	flushAt *time.Timer // armed while a lane lacks the newest counts
+	clock   *time.Timer // fires at the poll's next status change
+	stopped bool
+}
+
+// lane is a group of a topic's viewers (at most HubConfig.LaneSize) that
+// get results together. The lanes of a crowded poll take turns, spaced
+// evenly over the poll's interval: its viewers get results as often as
+// before, but the hub writes a lane at a time instead of all of them at
+// once, so no viewer waits behind a burst of ten thousand writes.
+type lane struct {
 	viewers  map[*viewer]struct{}
-	counts   poll.Counts
-	lastSent time.Time
-	flushAt  *time.Timer // armed while an update waits for MinInterval to pass
-	clock    *time.Timer // fires at the poll's next status change
-	stopped  bool
+	version  int64     // of the counts posted last
+	lastSent time.Time // when results were posted last
 }
 
 func newTopic(h *Hub, id string) *topic {
 	return &topic{id: id, hub: h, ready: make(chan struct{}), viewers: map[*viewer]struct{}{}}
+}
+
+// addLocked adds a viewer to the topic, in its smallest lane, or a new
+// one when every lane is full.
+func (t *topic) addLocked(v *viewer) {
+	t.viewers[v] = struct{}{}
+	var smallest *lane
+	for _, l := range t.lanes {
+		if smallest == nil || len(l.viewers) < len(smallest.viewers) {
+			smallest = l
+		}
+	}
+	if smallest == nil || len(smallest.viewers) >= t.hub.cfg.LaneSize {
+		// It has seen what the viewers have: a new viewer gets the
+		// current state from initial.
+		smallest = &lane{viewers: map[*viewer]struct{}{}, version: t.counts.Version}
+		t.lanes = append(t.lanes, smallest)
+	}
+	smallest.viewers[v] = struct{}{}
+	v.lane = smallest
+}
+
+// removeLocked removes a viewer from the topic; an emptied lane goes.
+func (t *topic) removeLocked(v *viewer) {
+	delete(t.viewers, v)
+	l := v.lane
+	if l == nil {
+		return
+	}
+	delete(l.viewers, v)
+	if len(l.viewers) > 0 {
+		return
+	}
+	if i := slices.Index(t.lanes, l); i >= 0 {
+		t.lanes = slices.Delete(t.lanes, i, i+1)
+		if t.next > i {
+			t.next--
+		}
+		if t.next >= len(t.lanes) {
+			t.next = 0
+		}
+	}
 }
 
 // start is called once by the viewer that created the topic: it waits
@@ -87,23 +142,58 @@ func (t *topic) merge(c poll.Counts) {
 	t.scheduleLocked()
 }
 
-// scheduleLocked sends the newest counts now, or arms the timer so they
-// go out when MinInterval has passed since the last message.
+// scheduleLocked has the newest counts sent: to the lane whose turn it is
+// now if its interval has passed, to the others in turn from the timer.
 func (t *topic) scheduleLocked() {
 	if t.flushAt != nil {
-		return // already armed: it will send the newest counts
+		return // already armed: it sends the newest counts
 	}
-	wait := t.intervalLocked() - time.Since(t.lastSent)
-	if wait <= 0 {
-		t.broadcastLocked()
+	t.serveLocked()
+}
+
+// serveLocked posts the newest counts to the next lane that lacks them,
+// if its interval has passed, and arms the timer for the next turn while a
+// lane lacks them. Turns are the interval divided by the number of lanes
+// apart; each lane gets at most a message an interval.
+func (t *topic) serveLocked() {
+	if len(t.lanes) == 0 {
 		return
 	}
+	d := t.intervalLocked()
+	now := time.Now()
+	for range len(t.lanes) {
+		l := t.lanes[t.next]
+		if l.version >= t.counts.Version {
+			t.next = (t.next + 1) % len(t.lanes) // nothing new for it
+			continue
+		}
+		if wait := d - now.Sub(l.lastSent); wait > 0 {
+			t.armLocked(wait)
+			return
+		}
+		p, ok := t.hub.cat.Poll(t.id)
+		if !ok {
+			return // deleted: pollChanged closes the viewers
+		}
+		t.postLocked(p, l, now, nil)
+		t.next = (t.next + 1) % len(t.lanes)
+		for _, other := range t.lanes {
+			if other.version < t.counts.Version {
+				t.armLocked(d / time.Duration(len(t.lanes)))
+				return
+			}
+		}
+		return
+	}
+}
+
+func (t *topic) armLocked(wait time.Duration) {
 	t.flushAt = time.AfterFunc(wait, func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		t.flushAt = nil
 		if !t.stopped {
-			t.broadcastLocked()
+			t.serveLocked()
 		}
 	})
 }
@@ -122,21 +212,28 @@ func (t *topic) intervalLocked() time.Duration {
 	return d
 }
 
-// broadcastLocked encodes the current results once and posts them to every
-// viewer's mailbox: O(viewers) pointer swaps, never a blocking send. Each
-// viewer gets the shared results message or the shared hidden message.
+// broadcastLocked posts the current results to every lane now: for poll
+// changes, which every viewer must get at once.
 func (t *topic) broadcastLocked() {
 	p, ok := t.hub.cat.Poll(t.id)
 	if !ok {
 		return // deleted: pollChanged closes the viewers
 	}
 	now := time.Now()
-	t.lastSent = now
-	var (
-		msg     *outMsg // encoded on first use: not at all when every viewer is hidden
-		visible [4]int8 // ResultsVisibleAt by (owner, voted): 0 unknown, 1 yes, -1 no
-	)
-	for v := range t.viewers {
+	var msg *outMsg
+	for _, l := range t.lanes {
+		msg = t.postLocked(p, l, now, msg)
+	}
+}
+
+// postLocked posts the current results to a lane's viewers: O(viewers)
+// pointer swaps, never a blocking send. Each viewer gets the shared
+// results message or the shared hidden message; msg is the results message
+// when encoded already, and the one used is returned.
+func (t *topic) postLocked(p *poll.Poll, l *lane, now time.Time, msg *outMsg) *outMsg {
+	l.version, l.lastSent = t.counts.Version, now
+	var visible [4]int8 // ResultsVisibleAt by (owner, voted): 0 unknown, 1 yes, -1 no
+	for v := range l.viewers {
 		who := v.seen()
 		k := 0
 		if who.Owner {
@@ -160,6 +257,7 @@ func (t *topic) broadcastLocked() {
 		}
 		v.post(msg)
 	}
+	return msg
 }
 
 // initial gives a new viewer the current state, merging counts read from

@@ -26,6 +26,7 @@ const (
 // connection's writer takes messages out.
 type viewer struct {
 	topic   *topic
+	lane    *lane // under topic.mu
 	owner   bool
 	voted   atomic.Bool
 	state   atomic.Pointer[outMsg] // newest results or hidden message not yet written
