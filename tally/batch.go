@@ -12,21 +12,23 @@ import (
 	"github.com/pollcast/pollcast/votelog"
 )
 
-// batcher pre-aggregates the votes of one shard into a Batch. Its map and
-// deltas are reused from batch to batch, so folding a vote allocates
-// nothing beyond what votelog.Decode does.
+// batcher pre-aggregates the votes of one shard into a Batch. Its maps,
+// deltas and record are reused from batch to batch, and it decodes with a
+// votelog.Decoder, so folding a vote allocates only the record's vote ID.
 type batcher struct {
 	batch   Batch
 	n       int // messages added since reset, skipped ones included
 	counted int // votes counted since reset
 	spare   []*PollDelta
-	rec     votelog.Record // the record of the last add
+	dec     votelog.Decoder
+	rec     votelog.Record      // the record of the last add
+	gone    map[string]struct{} // polls of this batch found deleted
 	log     *slog.Logger
 	deleted func(pollID string) bool
 }
 
 func newBatcher(shard int, log *slog.Logger, deleted func(string) bool) *batcher {
-	return &batcher{batch: Batch{Shard: shard, Polls: map[string]*PollDelta{}}, log: log, deleted: deleted}
+	return &batcher{batch: Batch{Shard: shard, Polls: map[string]*PollDelta{}}, gone: map[string]struct{}{}, log: log, deleted: deleted}
 }
 
 // reset empties the batch and bases the next one on watermark mark.
@@ -38,6 +40,7 @@ func (b *batcher) reset(mark uint64) {
 		b.spare = append(b.spare, d)
 		delete(b.batch.Polls, id)
 	}
+	clear(b.gone)
 	b.batch.Prev, b.batch.Last = mark, mark
 	b.n, b.counted = 0, 0
 }
@@ -48,24 +51,28 @@ func (b *batcher) empty() bool { return b.batch.Last == b.batch.Prev }
 // add folds the message at stream sequence seq into the batch and returns
 // its record, valid until the next add, or nil. A message at or below the
 // batch's last sequence (a redelivery) is ignored; a bad record or a vote of
-// a deleted poll only moves the watermark.
+// a deleted poll only moves the watermark. Whether a poll is deleted is
+// asked once a batch.
 func (b *batcher) add(seq uint64, data []byte) *votelog.Record {
 	b.n++
 	if seq <= b.batch.Last {
 		return nil
 	}
 	b.batch.Last = seq
-	var err error
-	if b.rec, err = votelog.Decode(data); err != nil {
+	r := &b.rec
+	if err := b.dec.Decode(r, data); err != nil {
 		b.log.Error("tally: skipping a bad record", "shard", b.batch.Shard, "seq", seq, "err", err)
 		return nil
 	}
-	r := &b.rec
-	if b.deleted(r.PollID) {
-		return r
-	}
 	d, ok := b.batch.Polls[r.PollID]
 	if !ok {
+		if _, gone := b.gone[r.PollID]; gone {
+			return r
+		}
+		if b.deleted(r.PollID) {
+			b.gone[r.PollID] = struct{}{}
+			return r
+		}
 		if n := len(b.spare); n > 0 {
 			d, b.spare = b.spare[n-1], b.spare[:n-1]
 		} else {

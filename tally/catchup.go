@@ -108,6 +108,8 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 
 	var seq, pending uint64
 	var got []jetstream.Msg
+	var dec votelog.Decoder // for the records of shards left to their workers
+	var rec votelog.Record
 	touched := map[string]struct{}{}
 	published := time.Now()
 	for {
@@ -128,7 +130,7 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 			if shard, ok := subjectShard(m.Subject()); ok && shard < len(bs) && bs[shard] != nil {
 				r = bs[shard].add(s, m.Data())
 			} else if observe != nil {
-				if rec, err := votelog.Decode(m.Data()); err == nil {
+				if err := dec.Decode(&rec, m.Data()); err == nil {
 					r = &rec
 				}
 			}
