@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"errors"
 	"hash/fnv"
 	"log/slog"
 	"strconv"
@@ -111,14 +112,65 @@ func voterKey(v []byte) [16]byte {
 	return k
 }
 
+// errNoMetadata is position's error for a message without a JetStream
+// reply subject.
+var errNoMetadata = errors.New("tally: not a JetStream message: no stream sequence in its reply subject")
+
 // position returns the stream sequence of m and the messages left after it
-// for its consumer.
+// for its consumer. It reads them from the reply subject as m.Metadata
+// does, without allocating.
 func position(m jetstream.Msg) (seq, pending uint64, err error) {
-	meta, err := m.Metadata()
-	if err != nil {
-		return 0, 0, err
+	seq, pending, ok := ackPosition(m.Reply())
+	if !ok {
+		return 0, 0, errNoMetadata
 	}
-	return meta.Sequence.Stream, meta.NumPending, nil
+	return seq, pending, nil
+}
+
+// ackPosition parses the stream sequence and the pending count out of the
+// reply subject of a message delivered by a JetStream consumer:
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
+//	$JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>...]
+//
+// the old form and the new, as the client library reads them.
+func ackPosition(reply string) (seq, pending uint64, ok bool) {
+	rest, ok := strings.CutPrefix(reply, "$JS.ACK.")
+	if !ok {
+		return 0, 0, false
+	}
+	var tok [9]string
+	n := 0
+	for {
+		dot := strings.IndexByte(rest, '.')
+		if n < len(tok) {
+			if dot < 0 {
+				tok[n] = rest
+			} else {
+				tok[n] = rest[:dot]
+			}
+		}
+		n++
+		if dot < 0 {
+			break
+		}
+		rest = rest[dot+1:]
+	}
+	var s, p string
+	switch {
+	case n == 7:
+		s, p = tok[3], tok[6]
+	case n >= 9:
+		s, p = tok[5], tok[8]
+	default:
+		return 0, 0, false
+	}
+	seq, err1 := strconv.ParseUint(s, 10, 64)
+	pending, err2 := strconv.ParseUint(p, 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return seq, pending, true
 }
 
 // votePrefix is what every vote subject starts with: "votes.".
