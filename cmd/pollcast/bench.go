@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -60,6 +61,7 @@ type benchConfig struct {
 	live        string // ws or sse
 	sources     int
 	json        bool
+	cpuProfile  string // file for the load generator's own CPU profile
 }
 
 // parseBenchConfig reads the command line; flags may come before or after
@@ -82,6 +84,7 @@ func parseBenchConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.live, "live", "ws", "viewers: ws (WebSocket) or sse (Server-Sent Events)")
 	fs.IntVar(&c.sources, "sources", 1, "spread connections over source addresses 127.0.0.1..127.0.0.N (loopback targets)")
 	fs.BoolVar(&c.json, "json", false, "print the summary as JSON")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: pollcast bench %s\n\nFlags:\n", benchUsage)
 		fs.PrintDefaults()
@@ -178,6 +181,18 @@ func runBench(args []string, getenv func(string) string, stdout, stderr io.Write
 		return 2
 	}
 	defer b.close()
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "pollcast bench: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	sum, err := b.run(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "pollcast bench: %v\n", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -22,7 +23,19 @@ const (
 	histBuckets = 2600                    // up to histUnit·1.01^2599 ≈ 5 hours; longer ones share the last bucket
 )
 
-var logGrowth = math.Log(histGrowth)
+// bucketEnds[b] is the first duration past bucket b, in nanoseconds:
+// bucket 0 is [0, histUnit), bucket b ≥ 1 is [bucketEnds[b-1], bucketEnds[b]).
+// A table, because the viewers scenario places tens of millions of
+// samples a second: a logarithm and a power for each took half of the load
+// generator's CPU (pprof).
+var bucketEnds = func() []int64 {
+	ends := make([]int64, histBuckets)
+	for b := range ends {
+		ends[b] = int64(math.Ceil(float64(histUnit) * math.Pow(histGrowth, float64(b))))
+	}
+	ends[histBuckets-1] = math.MaxInt64
+	return ends
+}()
 
 func newHistogram() *histogram {
 	h := &histogram{counts: make([]atomic.Int64, histBuckets)}
@@ -30,49 +43,53 @@ func newHistogram() *histogram {
 	return h
 }
 
-// bucketOf returns the bucket of a duration of ns nanoseconds.
+// bucketOf returns the bucket of a duration of ns ≥ 0 nanoseconds.
 func bucketOf(ns int64) int {
-	if ns < histUnit {
-		return 0
-	}
-	b := 1 + int(math.Log(float64(ns)/float64(histUnit))/logGrowth)
-	return min(b, histBuckets-1)
-}
-
-// bucketEnd returns the first duration past bucket b, in nanoseconds.
-func bucketEnd(b int) int64 {
-	if b >= histBuckets-1 {
-		return math.MaxInt64
-	}
-	return int64(math.Ceil(float64(histUnit) * math.Pow(histGrowth, float64(b))))
+	b, _ := slices.BinarySearch(bucketEnds, ns+1) // the first end past ns
+	return b
 }
 
 // Record counts one duration; negative ones count as zero.
 func (h *histogram) Record(d time.Duration) {
 	ns := max(int64(d), 0)
-	h.add(bucketOf(ns), 1, ns, ns)
+	h.counts[bucketOf(ns)].Add(1)
+	h.note(1, ns, ns)
 }
 
 // RecordSince counts, for each time t in ts (ascending, in nanoseconds on
-// the same clock as now), the duration now−t, clamped at zero. It works
-// bucket by bucket: one comparison per sample, one logarithm per bucket.
+// the same clock as now), the duration now−t, clamped at zero. It walks
+// the samples from the shortest duration and the buckets upwards together:
+// one comparison per sample and per bucket crossed, one atomic addition
+// per bucket holding samples.
 func (h *histogram) RecordSince(now int64, ts []int64) {
+	if len(ts) == 0 {
+		return
+	}
+	b := bucketOf(max(now-ts[len(ts)-1], 0))
 	for i := len(ts) - 1; i >= 0; {
-		shortest := max(now-ts[i], 0)
-		b := bucketOf(shortest)
-		end := bucketEnd(b)
-		j := i - 1 // ts[i] is in bucket b whatever the rounding said about end
+		end := bucketEnds[b]
+		j := i - 1
 		for j >= 0 && now-ts[j] < end {
 			j--
 		}
-		h.add(b, int64(i-j), shortest, max(now-ts[j+1], 0))
-		i = j
+		h.counts[b].Add(int64(i - j))
+		if i = j; i >= 0 {
+			for d := now - ts[i]; d >= bucketEnds[b]; {
+				b++ // the last bucket ends at MaxInt64: this stops
+			}
+		}
 	}
+	h.note(int64(len(ts)), max(now-ts[len(ts)-1], 0), max(now-ts[0], 0))
 }
 
 // add counts n samples in bucket b, the shortest lo and the longest hi.
 func (h *histogram) add(b int, n, lo, hi int64) {
 	h.counts[b].Add(n)
+	h.note(n, lo, hi)
+}
+
+// note adds n samples to the total, with the shortest lo and the longest hi.
+func (h *histogram) note(n, lo, hi int64) {
 	h.total.Add(n)
 	for cur := h.max.Load(); hi > cur && !h.max.CompareAndSwap(cur, hi); cur = h.max.Load() {
 	}
