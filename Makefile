@@ -42,6 +42,7 @@ unit:
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./votelog
+	$(GO) test -run='^$$' -fuzz='^FuzzEachMessage$$' -fuzztime=$(FUZZTIME) ./votelog
 	$(GO) test -run='^$$' -fuzz='^FuzzVoteRequest$$' -fuzztime=$(FUZZTIME) ./cmd/pollcast
 	$(GO) test -run='^$$' -fuzz='^FuzzCreatePoll$$' -fuzztime=$(FUZZTIME) ./cmd/pollcast
 
