@@ -1,0 +1,18 @@
+//go:build linux || darwin
+
+package analytics
+
+import (
+	"syscall"
+	"time"
+)
+
+// cpuTime returns the CPU time (user and system) this process used so far,
+// every goroutine included; zero when it cannot be read.
+func cpuTime() time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
