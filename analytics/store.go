@@ -208,25 +208,52 @@ type migration struct {
 	sql     string
 }
 
-// statements splits a migration into its statements.
-func (m migration) statements() []string {
-	var out []string
-	for _, s := range strings.Split(m.sql, ";") {
-		if strings.TrimSpace(stripComments(s)) != "" {
-			out = append(out, s)
-		}
-	}
-	return out
+// A statement is one statement of a migration.
+type statement struct {
+	sql string // without its comments
+	// when, if not empty, is a query answering one number (a UInt8 in
+	// ClickHouse, as a comparison gives): the statement runs only when it
+	// is not 0. It comes from a comment line "-- when: SELECT ..." before
+	// the statement, and lets a store without transactions (ClickHouse) run
+	// a migration cut short again: a step that cannot be written to be
+	// idempotent asks whether it is still to be done.
+	when string
 }
 
-func stripComments(s string) string {
+// statements splits a migration into its statements, at every semicolon
+// outside comments. Comments, from "--" to the end of the line (so no "--"
+// or ";" in string literals), are dropped.
+func (m migration) statements() []statement {
+	var out []statement
+	var cur statement
 	var b strings.Builder
-	for _, line := range strings.Split(s, "\n") {
+	end := func() {
+		if cur.sql = strings.TrimSpace(b.String()); cur.sql != "" {
+			out = append(out, cur)
+		}
+		cur = statement{}
+		b.Reset()
+	}
+	for _, line := range strings.Split(m.sql, "\n") {
+		if q, ok := strings.CutPrefix(strings.TrimSpace(line), "-- when:"); ok {
+			cur.when = strings.TrimSpace(q)
+			continue
+		}
 		if i := strings.Index(line, "--"); i >= 0 {
 			line = line[:i]
+		}
+		for {
+			i := strings.IndexByte(line, ';')
+			if i < 0 {
+				break
+			}
+			b.WriteString(line[:i])
+			end()
+			line = line[i+1:]
 		}
 		b.WriteString(line)
 		b.WriteByte('\n')
 	}
-	return b.String()
+	end()
+	return out
 }

@@ -3,6 +3,7 @@ package analytics
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 
@@ -27,6 +28,20 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // clickhouse://127.0.0.1:9000/pollcast), creates its database if needed and
 // applies the embedded migrations.
 func OpenClickHouse(ctx context.Context, dsn string) (*ClickHouseStore, error) {
+	s, err := openClickHouse(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openClickHouse connects to the ClickHouse of dsn and creates its database
+// if needed, without migrating it.
+func openClickHouse(ctx context.Context, dsn string) (*ClickHouseStore, error) {
 	opts, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("analytics: clickhouse dsn: %w", err)
@@ -50,12 +65,7 @@ func OpenClickHouse(ctx context.Context, dsn string) (*ClickHouseStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("analytics: clickhouse open: %w", err)
 	}
-	s := &ClickHouseStore{conn: conn}
-	if err := s.migrate(ctx); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return s, nil
+	return &ClickHouseStore{conn: conn}, nil
 }
 
 func withConn(opts *clickhouse.Options, fn func(driver.Conn) error) error {
@@ -68,6 +78,11 @@ func withConn(opts *clickhouse.Options, fn func(driver.Conn) error) error {
 }
 
 func (s *ClickHouseStore) migrate(ctx context.Context) error {
+	return s.migrateTo(ctx, math.MaxInt)
+}
+
+// migrateTo applies the migrations not recorded yet up to version last.
+func (s *ClickHouseStore) migrateTo(ctx context.Context, last int) error {
 	if err := s.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32) ENGINE = TinyLog`); err != nil {
 		return fmt.Errorf("analytics: migrate: %w", err)
 	}
@@ -76,6 +91,9 @@ func (s *ClickHouseStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("analytics: migrations: %w", err)
 	}
 	for _, m := range ms {
+		if m.version > last {
+			break
+		}
 		var n uint64
 		if err := s.conn.QueryRow(ctx, `SELECT count() FROM schema_migrations WHERE version = ?`, uint32(m.version)).Scan(&n); err != nil {
 			return fmt.Errorf("analytics: migrate: %w", err)
@@ -83,12 +101,8 @@ func (s *ClickHouseStore) migrate(ctx context.Context) error {
 		if n > 0 {
 			continue
 		}
-		// ClickHouse has no transactions: each statement is idempotent
-		// (IF NOT EXISTS), so a migration cut short is simply redone.
-		for _, stmt := range m.statements() {
-			if err := s.conn.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("analytics: migration %d: %w", m.version, err)
-			}
+		if err := s.run(ctx, m.version, m.statements()); err != nil {
+			return err
 		}
 		// INSERTs go as data blocks with named columns: the only form
 		// ClickHouse 18.16 takes over the native protocol.
@@ -101,6 +115,28 @@ func (s *ClickHouseStore) migrate(ctx context.Context) error {
 		}
 		if err := b.Send(); err != nil {
 			return fmt.Errorf("analytics: migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// run runs the statements of migration version. ClickHouse has no
+// transactions: a migration cut short is run again from its first
+// statement, so each statement is idempotent (IF NOT EXISTS) or guarded by
+// a when query answering 1 while it is still to be done.
+func (s *ClickHouseStore) run(ctx context.Context, version int, stmts []statement) error {
+	for _, st := range stmts {
+		if st.when != "" {
+			var todo uint8
+			if err := s.conn.QueryRow(ctx, st.when).Scan(&todo); err != nil {
+				return fmt.Errorf("analytics: migration %d: %s: %w", version, st.when, err)
+			}
+			if todo == 0 {
+				continue
+			}
+		}
+		if err := s.conn.Exec(ctx, st.sql); err != nil {
+			return fmt.Errorf("analytics: migration %d: %w", version, err)
 		}
 	}
 	return nil

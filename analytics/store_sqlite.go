@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -24,6 +25,19 @@ var _ Store = (*SQLiteStore)(nil)
 // OpenSQLite opens (or creates) the SQLite file at path and applies the
 // embedded migrations.
 func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
+	s, err := openSQLite(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openSQLite opens the SQLite file at path without migrating it.
+func openSQLite(path string) (*SQLiteStore, error) {
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(on)"} {
 		q.Add("_pragma", p)
@@ -32,15 +46,16 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("analytics: open sqlite: %w", err)
 	}
-	s := &SQLiteStore{db: db}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return s, nil
+	return &SQLiteStore{db: db}, nil
 }
 
 func (s *SQLiteStore) migrate(ctx context.Context) error {
+	return s.migrateTo(ctx, math.MaxInt)
+}
+
+// migrateTo applies the migrations not applied yet up to version last, each
+// in one transaction.
+func (s *SQLiteStore) migrateTo(ctx context.Context, last int) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("analytics: migrate: %w", err)
 	}
@@ -49,6 +64,9 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 		return fmt.Errorf("analytics: migrations: %w", err)
 	}
 	for _, m := range ms {
+		if m.version > last {
+			break
+		}
 		var n int
 		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
 			return fmt.Errorf("analytics: migrate: %w", err)
@@ -56,23 +74,39 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 		if n > 0 {
 			continue
 		}
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("analytics: migrate: %w", err)
+		if err := s.apply(ctx, m); err != nil {
+			return err
 		}
-		for _, stmt := range m.statements() {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				tx.Rollback()
+	}
+	return nil
+}
+
+// apply applies migration m and records it, in one transaction.
+func (s *SQLiteStore) apply(ctx context.Context, m migration) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("analytics: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	for _, st := range m.statements() {
+		if st.when != "" {
+			var n int64
+			if err := tx.QueryRowContext(ctx, st.when).Scan(&n); err != nil {
 				return fmt.Errorf("analytics: migration %d: %w", m.version, err)
 			}
+			if n == 0 {
+				continue
+			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, m.version); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("analytics: migrate: %w", err)
+		if _, err := tx.ExecContext(ctx, st.sql); err != nil {
+			return fmt.Errorf("analytics: migration %d: %w", m.version, err)
 		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("analytics: migrate: %w", err)
-		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, m.version); err != nil {
+		return fmt.Errorf("analytics: migrate: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("analytics: migrate: %w", err)
 	}
 	return nil
 }
