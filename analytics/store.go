@@ -17,8 +17,14 @@ var migrations embed.FS
 
 // Vote is one stored vote: a row of the analytics store.
 type Vote struct {
-	// Seq is the vote's sequence in the log: the row's identity.
-	Seq      uint64
+	// Seq is the stream sequence of the log message holding the vote. A
+	// message may hold several votes of one poll (a pack); they all share
+	// its Seq.
+	Seq uint64
+	// Idx is the vote's position in its log message: 0 for a message
+	// holding one vote, 0 to n-1 for a pack of n. (Seq, Idx) is the row's
+	// identity.
+	Idx      uint32
 	VoteID   string
 	PollID   string
 	Options  []string
@@ -72,11 +78,12 @@ const MaxPoints = 10_000
 // it concurrently.
 type Store interface {
 	// LastSeq returns the largest sequence stored, 0 when empty: the sink
-	// resumes after it.
+	// resumes after it, so it stores every vote of a log message in one
+	// Insert.
 	LastSeq(ctx context.Context) (uint64, error)
 	// Insert stores votes atomically (all or none), at most 1,048,576 of
-	// them. Votes whose Seq is already stored are not stored twice (or are
-	// collapsed by every query): replaying a batch is harmless.
+	// them. Votes whose (Seq, Idx) is already stored are not stored twice
+	// (or are collapsed by every query): replaying a batch is harmless.
 	Insert(ctx context.Context, votes []Vote) error
 	// Timeline counts a poll's votes in steps of step (aligned to the Unix
 	// epoch) from from (inclusive) to to (exclusive). Only steps with votes
@@ -85,8 +92,9 @@ type Store interface {
 	// Breakdown counts a poll's votes by a dimension, most votes first.
 	// Votes with an empty value count under "unknown".
 	Breakdown(ctx context.Context, pollID string, by Dimension) ([]Row, error)
-	// Export calls fn with every vote of a poll, in log order, streaming:
-	// the store never holds the whole result. It stops at fn's first error.
+	// Export calls fn with every vote of a poll, in log order (by Seq, then
+	// Idx), streaming: the store never holds the whole result. It stops at
+	// fn's first error.
 	Export(ctx context.Context, pollID string, fn func(*Vote) error) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error

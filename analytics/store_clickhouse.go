@@ -15,7 +15,8 @@ import (
 // the store for distributed deployments and large polls. Its SQL runs on
 // ClickHouse 18.16 (Debian's) as on current releases: INSERTs name their
 // columns, times are DateTime, and the table is a ReplacingMergeTree keyed
-// by (poll_id, seq) read with FINAL, so a replayed batch never counts twice.
+// by (poll_id, seq, idx) read with FINAL, so a replayed batch never counts
+// twice.
 type ClickHouseStore struct {
 	conn driver.Conn
 }
@@ -160,13 +161,13 @@ func (s *ClickHouseStore) Insert(ctx context.Context, votes []Vote) error {
 	if len(votes) > MaxInsert {
 		return fmt.Errorf("analytics: insert of %d rows is over the atomic limit %d", len(votes), MaxInsert)
 	}
-	b, err := s.conn.PrepareBatch(ctx, `INSERT INTO votes (seq, vote_id, poll_id, options, time, region, country, device, referrer)`)
+	b, err := s.conn.PrepareBatch(ctx, `INSERT INTO votes (seq, idx, vote_id, poll_id, options, time, region, country, device, referrer)`)
 	if err != nil {
 		return fmt.Errorf("analytics: insert: %w", err)
 	}
 	for i := range votes {
 		v := &votes[i]
-		if err := b.Append(v.Seq, v.VoteID, v.PollID, v.Options, v.Time, v.Region, v.Country, v.Device, v.Referrer); err != nil {
+		if err := b.Append(v.Seq, v.Idx, v.VoteID, v.PollID, v.Options, v.Time, v.Region, v.Country, v.Device, v.Referrer); err != nil {
 			_ = b.Abort()
 			return fmt.Errorf("analytics: insert: %w", err)
 		}
@@ -240,10 +241,10 @@ func (s *ClickHouseStore) Breakdown(ctx context.Context, pollID string, by Dimen
 // Export implements Store.
 func (s *ClickHouseStore) Export(ctx context.Context, pollID string, fn func(*Vote) error) error {
 	var v Vote
-	return s.query(ctx, `SELECT seq, vote_id, poll_id, options, time, region, country, device, referrer
-		FROM votes FINAL WHERE poll_id = ? ORDER BY seq`, []any{pollID}, func(r driver.Rows) error {
+	return s.query(ctx, `SELECT seq, idx, vote_id, poll_id, options, time, region, country, device, referrer
+		FROM votes FINAL WHERE poll_id = ? ORDER BY seq, idx`, []any{pollID}, func(r driver.Rows) error {
 		v.Options = v.Options[:0]
-		if err := r.Scan(&v.Seq, &v.VoteID, &v.PollID, &v.Options, &v.Time, &v.Region, &v.Country, &v.Device, &v.Referrer); err != nil {
+		if err := r.Scan(&v.Seq, &v.Idx, &v.VoteID, &v.PollID, &v.Options, &v.Time, &v.Region, &v.Country, &v.Device, &v.Referrer); err != nil {
 			return err
 		}
 		v.Time = v.Time.UTC()

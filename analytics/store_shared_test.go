@@ -57,6 +57,68 @@ func fixture() []Vote {
 	}
 }
 
+// packFixture is votes of poll "pk" from log messages 6 (one vote), 7 (a
+// pack of three) and 8 (one vote).
+func packFixture() []Vote {
+	return []Vote{
+		{Seq: 6, VoteID: "w0", PollID: "pk", Options: []string{"b"}, Time: t0, Region: "eu", Country: "FR", Device: "desktop"},
+		{Seq: 7, Idx: 0, VoteID: "w1", PollID: "pk", Options: []string{"a"}, Time: t0, Region: "eu", Country: "FR", Device: "mobile"},
+		{Seq: 7, Idx: 1, VoteID: "w2", PollID: "pk", Options: []string{"a", "b"}, Time: t0, Region: "eu", Country: "FR", Device: "mobile"},
+		{Seq: 7, Idx: 2, VoteID: "w3", PollID: "pk", Options: []string{"a"}, Time: t0.Add(time.Minute), Region: "us", Country: "US", Device: "mobile"},
+		{Seq: 8, VoteID: "w4", PollID: "pk", Options: []string{"b"}, Time: t0.Add(time.Minute), Region: "us", Country: "", Device: "bot"},
+	}
+}
+
+// checkPack checks that a store holds each vote of packFixture once:
+// export, timeline and breakdown.
+func checkPack(t *testing.T, s Store) {
+	t.Helper()
+	ctx := context.Background()
+	const pollID = "pk"
+	pack := packFixture()
+	if got := exportAll(t, s, pollID); !reflect.DeepEqual(got, pack) {
+		t.Fatalf("export:\n got %+v\nwant %+v", got, pack)
+	}
+	points, err := s.Timeline(ctx, pollID, t0, t0.Add(time.Hour), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPoints := []Point{
+		{T: t0, Votes: 3, ByOption: map[string]int64{"a": 2, "b": 2}},
+		{T: t0.Add(time.Minute), Votes: 2, ByOption: map[string]int64{"a": 1, "b": 1}},
+	}
+	if !reflect.DeepEqual(points, wantPoints) {
+		t.Fatalf("timeline:\n got %+v\nwant %+v", points, wantPoints)
+	}
+	rows, err := s.Breakdown(ctx, pollID, ByCountry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRows := []Row{
+		{Key: "FR", Votes: 3, ByOption: map[string]int64{"a": 2, "b": 2}},
+		{Key: "US", Votes: 1, ByOption: map[string]int64{"a": 1}},
+		{Key: "unknown", Votes: 1, ByOption: map[string]int64{"b": 1}},
+	}
+	if !reflect.DeepEqual(rows, wantRows) {
+		t.Fatalf("by country:\n got %+v\nwant %+v", rows, wantRows)
+	}
+}
+
+// exportAll returns the export of a poll.
+func exportAll(t *testing.T, s Store, pollID string) []Vote {
+	t.Helper()
+	var got []Vote
+	if err := s.Export(context.Background(), pollID, func(v *Vote) error {
+		c := *v
+		c.Options = append([]string(nil), v.Options...)
+		got = append(got, c)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // testStore is the conformance suite every analytics Store passes.
 func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
@@ -79,15 +141,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if seq, _ := s.LastSeq(ctx); seq != 5 {
 			t.Fatalf("LastSeq = %d, want 5", seq)
 		}
-		var got []Vote
-		if err := s.Export(ctx, "p", func(v *Vote) error {
-			c := *v
-			c.Options = append([]string(nil), v.Options...)
-			got = append(got, c)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		got := exportAll(t, s, "p")
 		want := []Vote{votes[0], votes[1], votes[3], votes[4]}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("export:\n got %+v\nwant %+v", got, want)
@@ -166,6 +220,29 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if _, err := s.Breakdown(ctx, "p", "ip; DROP TABLE votes"); err == nil {
 			t.Fatal("bad dimension accepted")
 		}
+	})
+
+	t.Run("votes sharing a log message", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Insert(ctx, fixture()); err != nil {
+			t.Fatal(err)
+		}
+		pack := packFixture()
+		// Out of order, then replayed whole and in part: each (Seq, Idx)
+		// counts once, and votes sharing a Seq are all kept.
+		if err := s.Insert(ctx, []Vote{pack[2], pack[0]}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Insert(ctx, pack); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Insert(ctx, []Vote{pack[1], fixture()[4], pack[3]}); err != nil {
+			t.Fatal(err)
+		}
+		if seq, err := s.LastSeq(ctx); err != nil || seq != 8 {
+			t.Fatalf("LastSeq = %d, %v; want 8", seq, err)
+		}
+		checkPack(t, s)
 	})
 
 	t.Run("export of 100,000 votes streams", func(t *testing.T) {

@@ -120,7 +120,7 @@ func (s *SQLiteStore) LastSeq(ctx context.Context) (uint64, error) {
 	return uint64(seq.Int64), nil
 }
 
-// Insert implements Store: one transaction; a stored Seq is ignored.
+// Insert implements Store: one transaction; a stored (Seq, Idx) is ignored.
 func (s *SQLiteStore) Insert(ctx context.Context, votes []Vote) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -130,14 +130,14 @@ func (s *SQLiteStore) Insert(ctx context.Context, votes []Vote) error {
 	// Rows go in sqliteInsertRows at a time, one statement each: a row per
 	// statement spent more in database/sql than in SQLite.
 	var full *sql.Stmt
-	args := make([]any, 0, sqliteInsertRows*9)
+	args := make([]any, 0, sqliteInsertRows*sqliteInsertCols)
 	for len(votes) > 0 {
 		n := min(len(votes), sqliteInsertRows)
 		args = args[:0]
 		for i := range votes[:n] {
 			v := &votes[i]
 			opts, _ := json.Marshal(v.Options)
-			args = append(args, int64(v.Seq), v.VoteID, v.PollID, string(opts), v.Time.Unix(), v.Region, v.Country, v.Device, v.Referrer)
+			args = append(args, int64(v.Seq), int64(v.Idx), v.VoteID, v.PollID, string(opts), v.Time.Unix(), v.Region, v.Country, v.Device, v.Referrer)
 		}
 		stmt := full
 		if n < sqliteInsertRows || full == nil {
@@ -160,19 +160,23 @@ func (s *SQLiteStore) Insert(ctx context.Context, votes []Vote) error {
 	return nil
 }
 
-// sqliteInsertRows is the most rows one INSERT statement carries (9
-// parameters each, far under SQLite's limit of 32,766).
-const sqliteInsertRows = 100
+const (
+	// sqliteInsertRows is the most rows one INSERT statement carries
+	// (sqliteInsertCols parameters each, far under SQLite's limit of
+	// 32,766).
+	sqliteInsertRows = 100
+	sqliteInsertCols = 10
+)
 
 // sqliteInsert is the INSERT statement of n rows.
 func sqliteInsert(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT OR IGNORE INTO votes (seq, vote_id, poll_id, options, time, region, country, device, referrer) VALUES `)
+	b.WriteString(`INSERT OR IGNORE INTO votes (seq, idx, vote_id, poll_id, options, time, region, country, device, referrer) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?)")
 	}
 	return b.String()
 }
@@ -242,13 +246,13 @@ func (s *SQLiteStore) Breakdown(ctx context.Context, pollID string, by Dimension
 func (s *SQLiteStore) Export(ctx context.Context, pollID string, fn func(*Vote) error) error {
 	var v Vote
 	var opts string
-	var t, seq int64
-	return s.query(ctx, `SELECT seq, vote_id, poll_id, options, time, region, country, device, referrer
-		FROM votes WHERE poll_id = ? ORDER BY seq`, []any{pollID}, func(r *sql.Rows) error {
-		if err := r.Scan(&seq, &v.VoteID, &v.PollID, &opts, &t, &v.Region, &v.Country, &v.Device, &v.Referrer); err != nil {
+	var t, seq, idx int64
+	return s.query(ctx, `SELECT seq, idx, vote_id, poll_id, options, time, region, country, device, referrer
+		FROM votes WHERE poll_id = ? ORDER BY seq, idx`, []any{pollID}, func(r *sql.Rows) error {
+		if err := r.Scan(&seq, &idx, &v.VoteID, &v.PollID, &opts, &t, &v.Region, &v.Country, &v.Device, &v.Referrer); err != nil {
 			return err
 		}
-		v.Seq, v.Time, v.Options = uint64(seq), time.Unix(t, 0).UTC(), v.Options[:0]
+		v.Seq, v.Idx, v.Time, v.Options = uint64(seq), uint32(idx), time.Unix(t, 0).UTC(), v.Options[:0]
 		if err := json.Unmarshal([]byte(opts), &v.Options); err != nil {
 			return err
 		}
