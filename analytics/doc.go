@@ -4,9 +4,11 @@
 // queries behind the analytics API (timeline, breakdowns) and the CSV
 // export.
 //
-// Every row carries the stream sequence of its vote. The sink resumes from
-// the largest sequence stored and stores are keyed by it, so every vote is
-// in analytics exactly once across crashes and replays (DESIGN.md
-// invariant 2). The store being down never touches ingest or live
+// Every row carries the stream sequence of the log message holding its vote
+// and the vote's position in that message (a message may hold several
+// votes), and stores are keyed by the two. The sink resumes after the
+// largest sequence stored and stores all the votes of a message in one
+// insert, so every vote is in analytics exactly once across crashes and
+// replays (DESIGN.md invariant 2). The store being down never touches ingest or live
 // results: the sink retries and catches up.
 package analytics

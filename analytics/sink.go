@@ -17,7 +17,9 @@ import (
 
 // SinkConfig configures NewSink.
 type SinkConfig struct {
-	// BatchSize is the most votes stored in one insert. Zero value means
+	// BatchSize is the votes that fill a batch. A batch holds the votes of
+	// whole log messages, never part of one, so it may pass BatchSize by
+	// less than one message's votes (yet never MaxInsert). Zero value means
 	// 50,000; it is capped at MaxInsert.
 	BatchSize int
 	// FlushInterval is the longest a vote waits for its batch to fill.
@@ -34,14 +36,15 @@ type SinkConfig struct {
 // once; when the store is down it retries the same batch with backoff and
 // reads no further.
 type Sink struct {
-	js    jetstream.JetStream
-	store Store
-	cfg   SinkConfig
-	log   *slog.Logger
+	js        jetstream.JetStream
+	store     Store
+	cfg       SinkConfig
+	log       *slog.Logger
+	maxInsert int // the most rows in one insert: MaxInsert
 
 	stored  atomic.Uint64 // largest sequence known stored
-	read    atomic.Uint64 // sequence of the last vote read
-	pending atomic.Uint64 // votes in the log after the last one read
+	read    atomic.Uint64 // sequence of the last message read
+	pending atomic.Uint64 // messages in the log after the last one read
 	failing atomic.Bool
 	rows    prometheus.Counter
 
@@ -54,7 +57,7 @@ func NewSink(js jetstream.JetStream, store Store, cfg SinkConfig) (*Sink, error)
 	cfg.BatchSize = min(cmp.Or(cfg.BatchSize, 50_000), MaxInsert)
 	cfg.FlushInterval = cmp.Or(cfg.FlushInterval, time.Second)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
-	s := &Sink{js: js, store: store, cfg: cfg, log: cfg.Logger, cancel: func() {},
+	s := &Sink{js: js, store: store, cfg: cfg, log: cfg.Logger, maxInsert: MaxInsert, cancel: func() {},
 		rows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pollcast_analytics_rows_stored_total", Help: "Votes stored in the analytics store.",
 		})}
@@ -93,8 +96,9 @@ func (s *Sink) Close() {
 	s.wg.Wait()
 }
 
-// Lag returns the votes read from the log but not stored, plus those not
-// read yet, as of the last vote read.
+// Lag returns the log messages read but not stored, plus those not read
+// yet, as of the last message read. It counts messages, not votes: a pack
+// of votes counts once.
 func (s *Sink) Lag() uint64 {
 	unstored := uint64(0)
 	if read, stored := s.read.Load(), s.stored.Load(); read > stored {
@@ -158,6 +162,17 @@ func (s *Sink) follow(ctx context.Context) error {
 		cc.Stop()
 	}()
 
+	return s.drain(ctx, msgs, last, s.rowsOf)
+}
+
+// drain stores the rows that rowsOf makes of the messages of msgs in
+// batches, skipping messages at or below last (stored already), until ctx
+// ends or the store fails for good.
+//
+// A batch ends only between two messages: the sink resumes after the
+// largest sequence stored, so storing part of a message and crashing would
+// lose the rest of it.
+func (s *Sink) drain(ctx context.Context, msgs <-chan jetstream.Msg, last uint64, rowsOf func(jetstream.Msg, []Vote) []Vote) error {
 	batch := make([]Vote, 0, min(s.cfg.BatchSize, 65536))
 	var flush <-chan time.Time
 	var timer *time.Timer
@@ -166,11 +181,25 @@ func (s *Sink) follow(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case m := <-msgs:
-			if v, ok := s.decode(m); ok && v.Seq > last {
-				batch = append(batch, v)
-				last = v.Seq
+			n := len(batch)
+			batch = rowsOf(m, batch)
+			if len(batch) == n {
+				continue
 			}
-			if len(batch) == 1 && flush == nil {
+			if batch[n].Seq <= last {
+				batch = batch[:n] // read again: stored or in the batch already
+				continue
+			}
+			last = batch[n].Seq
+			if len(batch) > s.maxInsert {
+				// Too many for one insert with this message: store the
+				// batch before it, and the message starts the next one.
+				if err := s.insert(ctx, batch[:n]); err != nil {
+					return err
+				}
+				batch = batch[:copy(batch, batch[n:])]
+			}
+			if flush == nil {
 				timer = time.NewTimer(s.cfg.FlushInterval)
 				flush = timer.C
 			}
@@ -186,34 +215,50 @@ func (s *Sink) follow(ctx context.Context) error {
 		if len(batch) == 0 {
 			continue
 		}
-		if _, err := s.retry(ctx, func() (uint64, error) { return 0, s.store.Insert(ctx, batch) }); err != nil {
+		if err := s.insert(ctx, batch); err != nil {
 			return err
 		}
-		s.stored.Store(batch[len(batch)-1].Seq)
-		s.rows.Add(float64(len(batch)))
 		batch = batch[:0]
 	}
 }
 
-// decode turns a log message into a row; a bad record is skipped (logged).
-func (s *Sink) decode(m jetstream.Msg) (Vote, bool) {
+// insert stores a batch of whole messages' rows, retrying until it is
+// stored or ctx ends.
+func (s *Sink) insert(ctx context.Context, batch []Vote) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if _, err := s.retry(ctx, func() (uint64, error) { return 0, s.store.Insert(ctx, batch) }); err != nil {
+		return err
+	}
+	s.stored.Store(batch[len(batch)-1].Seq)
+	s.rows.Add(float64(len(batch)))
+	return nil
+}
+
+// rowsOf appends the rows of one log message to out: a row for each vote it
+// holds, all with the message's stream sequence and Idx the vote's position
+// in the message (0 for a message of one vote), so that a message read again
+// yields the same keys. A message that is not a record is skipped (logged):
+// out comes back as it was.
+func (s *Sink) rowsOf(m jetstream.Msg, out []Vote) []Vote {
 	meta, err := m.Metadata()
 	if err != nil {
 		s.log.Error("analytics: message without metadata", "err", err)
-		return Vote{}, false
+		return out
 	}
 	s.pending.Store(meta.NumPending)
 	s.read.Store(meta.Sequence.Stream)
 	r, err := votelog.Decode(m.Data())
 	if err != nil {
 		s.log.Error("analytics: skipping a bad record", "seq", meta.Sequence.Stream, "err", err)
-		return Vote{}, false
+		return out
 	}
-	return Vote{
-		Seq: meta.Sequence.Stream, VoteID: r.VoteID, PollID: r.PollID, Options: r.Options,
+	return append(out, Vote{
+		Seq: meta.Sequence.Stream, Idx: 0, VoteID: r.VoteID, PollID: r.PollID, Options: r.Options,
 		Time: r.Time.Truncate(time.Second).UTC(), Region: r.Region, Country: r.Country,
 		Device: r.Device, Referrer: r.Referrer,
-	}, true
+	})
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off up to 10s: the

@@ -2,7 +2,9 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -80,6 +82,80 @@ func TestSinkStoresEachVoteOnceAcrossRestarts(t *testing.T) {
 				t.Fatalf("%d rows stored, want 5000", count)
 			}
 		})
+	}
+}
+
+// packMsg is a log message of n votes (a pack when n > 1) at stream
+// sequence seq; packRows turns it into its rows as Sink.rowsOf will.
+type packMsg struct {
+	jetstream.Msg
+	seq uint64
+	n   int
+}
+
+func packRows(m jetstream.Msg, out []Vote) []Vote {
+	p := m.(packMsg)
+	for i := range p.n {
+		out = append(out, Vote{Seq: p.seq, Idx: uint32(i), PollID: "p"})
+	}
+	return out
+}
+
+// insertLog is a Store that records the rows of each Insert as "seq/idx".
+type insertLog struct {
+	Store
+	inserts chan []string
+}
+
+func (l insertLog) Insert(_ context.Context, votes []Vote) error {
+	var rows []string
+	for _, v := range votes {
+		rows = append(rows, fmt.Sprintf("%d/%d", v.Seq, v.Idx))
+	}
+	l.inserts <- rows
+	return nil
+}
+
+func TestSinkStoresWholeMessages(t *testing.T) {
+	store := insertLog{inserts: make(chan []string, 10)}
+	sink, err := NewSink(nil, store, SinkConfig{BatchSize: 5, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.maxInsert = 6
+	ctx, cancel := context.WithCancel(context.Background())
+	msgs := make(chan jetstream.Msg)
+	done := make(chan error)
+	go func() { done <- sink.drain(ctx, msgs, 2, packRows) }()
+	for _, m := range []packMsg{
+		{seq: 1, n: 3},                                 // stored already
+		{seq: 3, n: 2}, {seq: 4, n: 2}, {seq: 5, n: 2}, // 6 votes: past BatchSize by less than a message
+		{seq: 5, n: 2},                                 // read again
+		{seq: 6, n: 1}, {seq: 7, n: 3}, {seq: 8, n: 3}, // 7 votes, over maxInsert: 8 starts the next batch
+		{seq: 9, n: 2},
+		{seq: 10, n: 1}, // waits for FlushInterval
+	} {
+		msgs <- m
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("drain returned %v", err)
+	}
+	close(store.inserts)
+	var got [][]string
+	for rows := range store.inserts {
+		got = append(got, rows)
+	}
+	want := [][]string{
+		{"3/0", "3/1", "4/0", "4/1", "5/0", "5/1"},
+		{"6/0", "7/0", "7/1", "7/2"},
+		{"8/0", "8/1", "8/2", "9/0", "9/1"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("inserts:\n got %q\nwant %q", got, want)
+	}
+	if sink.Stored() != 9 {
+		t.Fatalf("Stored = %d, want 9", sink.Stored())
 	}
 }
 
