@@ -9,6 +9,6 @@
 // votes), and stores are keyed by the two. The sink resumes after the
 // largest sequence stored and stores all the votes of a message in one
 // insert, so every vote is in analytics exactly once across crashes and
-// replays (DESIGN.md invariant 2). The store being down never touches ingest or live
-// results: the sink retries and catches up.
+// replays (DESIGN.md invariant 2). The store being down never touches
+// ingest or live results: the sink retries and catches up.
 package analytics
