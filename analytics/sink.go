@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type Sink struct {
 	pending atomic.Uint64 // messages in the log after the last one read
 	failing atomic.Bool
 	rows    prometheus.Counter
+
+	dec votelog.Decoder // rowsOf's, on the one goroutine that reads the log
+	rec votelog.Record
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -239,8 +243,8 @@ func (s *Sink) insert(ctx context.Context, batch []Vote) error {
 // rowsOf appends the rows of one log message to out: a row for each vote it
 // holds, all with the message's stream sequence and Idx the vote's position
 // in the message (0 for a message of one vote), so that a message read again
-// yields the same keys. A message that is not a record is skipped (logged):
-// out comes back as it was.
+// yields the same keys. A vote that does not decode is skipped (logged);
+// the others keep their positions.
 func (s *Sink) rowsOf(m jetstream.Msg, out []Vote) []Vote {
 	meta, err := m.Metadata()
 	if err != nil {
@@ -249,16 +253,22 @@ func (s *Sink) rowsOf(m jetstream.Msg, out []Vote) []Vote {
 	}
 	s.pending.Store(meta.NumPending)
 	s.read.Store(meta.Sequence.Stream)
-	r, err := votelog.Decode(m.Data())
-	if err != nil {
-		s.log.Error("analytics: skipping a bad record", "seq", meta.Sequence.Stream, "err", err)
-		return out
-	}
-	return append(out, Vote{
-		Seq: meta.Sequence.Stream, Idx: 0, VoteID: r.VoteID, PollID: r.PollID, Options: r.Options,
-		Time: r.Time.Truncate(time.Second).UTC(), Region: r.Region, Country: r.Country,
-		Device: r.Device, Referrer: r.Referrer,
+	seq := meta.Sequence.Stream
+	r := &s.rec
+	_ = s.dec.Each(r, m.Data(), func(i int, err error) error {
+		if err != nil {
+			s.log.Error("analytics: skipping a bad record", "seq", seq, "index", i, "err", err)
+			return nil
+		}
+		out = append(out, Vote{
+			Seq: seq, Idx: uint32(i), VoteID: r.VoteID, PollID: r.PollID,
+			Options: slices.Clone(r.Options), // the decoder reuses r.Options
+			Time:    r.Time.Truncate(time.Second).UTC(), Region: r.Region, Country: r.Country,
+			Device: r.Device, Referrer: r.Referrer,
+		})
+		return nil
 	})
+	return out
 }
 
 // retry calls fn until it succeeds or ctx ends, backing off up to 10s: the

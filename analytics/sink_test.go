@@ -16,15 +16,24 @@ import (
 
 // logVotes starts an in-process log holding n votes over a few polls.
 func logVotes(tb testing.TB, n int) (jetstream.JetStream, uint64) {
+	return logPacks(tb, n, 1)
+}
+
+// logPacks starts an in-process log holding n messages over a few polls,
+// each a pack of size votes (one vote when size is 1).
+func logPacks(tb testing.TB, n, size int) (jetstream.JetStream, uint64) {
 	tb.Helper()
 	js := testsvc.StartLog(tb).JS
 	ctx := context.Background()
 	var futs []jetstream.PubAckFuture
+	recs := make([]votelog.Record, size)
 	for i := range n {
 		poll := fmt.Sprintf("poll%d", i%4)
-		r := votelog.Record{VoteID: fmt.Sprintf("v%d", i), PollID: poll, Options: []string{"a"}, Time: time.Now(),
-			Region: "local", Country: "DE", Device: "mobile", Referrer: "news.example.com"}
-		f, err := js.PublishAsync(votelog.VoteSubject(i%4, poll), r.Append(nil))
+		for j := range recs {
+			recs[j] = votelog.Record{VoteID: fmt.Sprintf("v%d-%d", i, j), PollID: poll, Options: []string{"a"}, Time: time.Now(),
+				Region: "local", Country: "DE", Device: "mobile", Referrer: "news.example.com"}
+		}
+		f, err := js.PublishAsync(votelog.VoteSubject(i%4, poll), votelog.AppendMessage(nil, recs))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -80,6 +89,36 @@ func TestSinkStoresEachVoteOnceAcrossRestarts(t *testing.T) {
 			}
 			if count != 5000 {
 				t.Fatalf("%d rows stored, want 5000", count)
+			}
+		})
+	}
+}
+
+// TestSinkStoresPackedVotes: every vote of a pack gets its row, once,
+// across a restart, with its position in the message.
+func TestSinkStoresPackedVotes(t *testing.T) {
+	for name, open := range map[string]func(testing.TB) Store{"sqlite": newSQLite, "clickhouse": newClickHouse} {
+		t.Run(name, func(t *testing.T) {
+			const messages, size = 400, 7
+			js, last := logPacks(t, messages, size)
+			s := open(t)
+			runSink(t, js, s, last)
+			runSink(t, js, s, last)
+			seen := map[string]bool{}
+			for p := range 4 {
+				if err := s.Export(context.Background(), fmt.Sprintf("poll%d", p), func(v *Vote) error {
+					var i, j int
+					if _, err := fmt.Sscanf(v.VoteID, "v%d-%d", &i, &j); err != nil || uint32(j) != v.Idx || seen[v.VoteID] {
+						t.Fatalf("row %+v: index or vote id wrong, or stored twice", v)
+					}
+					seen[v.VoteID] = true
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(seen) != messages*size {
+				t.Fatalf("%d rows stored, want %d", len(seen), messages*size)
 			}
 		})
 	}
