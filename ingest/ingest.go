@@ -99,6 +99,9 @@ type Service struct {
 	rebuilt atomic.Bool
 	lost    chan struct{} // a claim found the registry lost: check it now
 
+	rememberMu sync.Mutex
+	remembered []voterVote // Remember's buffer, reused
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -319,22 +322,29 @@ func (s *Service) readVoters(ctx context.Context, seen uint64) (uint64, error) {
 	}
 }
 
-// Remember records the voter of a logged vote in a registry that does not
-// outlive the process; RebuildAfter calls it, and so may a reader of the
-// log that this process runs anyway. r is not kept.
-func (s *Service) Remember(ctx context.Context, r *votelog.Record) error {
-	if s.voters.Durable() {
+// Remember records the voters of logged votes, given in log order, in a
+// registry that does not outlive the process: a reader of the log that
+// this process runs anyway (the tally's start-up read) calls it, so that
+// RebuildAfter has only the rest to read. more is a hint: how many votes of
+// the log follow these, for which the registry may make room at once. The
+// records are not kept.
+func (s *Service) Remember(ctx context.Context, rs []*votelog.Record, more uint64) error {
+	if s.voters.Durable() || len(rs) == 0 {
 		return nil
 	}
-	return s.record(ctx, r)
-}
-
-// record notes the voter of a logged vote in the registry.
-func (s *Service) record(ctx context.Context, r *votelog.Record) error {
-	if k, id, ok := voterOf(r); ok {
-		return s.voters.Record(ctx, k, id)
+	if r, ok := s.voters.(reserver); ok {
+		r.reserve(uint64(len(rs)) + more)
 	}
-	return nil
+	s.rememberMu.Lock()
+	defer s.rememberMu.Unlock()
+	vs := s.remembered[:0]
+	for _, r := range rs {
+		if k, id, ok := voterOf(r); ok {
+			vs = append(vs, voterVote{k, id})
+		}
+	}
+	s.remembered = vs
+	return s.voters.RecordMany(ctx, vs)
 }
 
 // voterOf returns the voter and vote ID of a logged vote, if it has a

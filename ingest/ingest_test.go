@@ -87,6 +87,64 @@ func TestRebuildRemembersVoters(t *testing.T) {
 	}
 }
 
+// TestRememberThenRebuildAfter: the voters handed to Remember by a reader
+// of the log (the tally's start-up read) count as the log up to there, and
+// RebuildAfter reads only the rest.
+func TestRememberThenRebuildAfter(t *testing.T) {
+	e := newEnv(t)
+	p := e.poll(t, poll.DedupeDevice)
+	ctx := context.Background()
+	first := e.service(t)
+	var ids []string
+	for i := range 300 {
+		acc, err := first.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"a"}, Voter: fmt.Sprintf("d%d", i), IdempotencyKey: fmt.Sprintf("k%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, acc.VoteID)
+	}
+	// Read the first 200 votes of the log and hand them over as a reader would.
+	cons, err := e.js.OrderedConsumer(ctx, votelog.StreamName, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []*votelog.Record
+	for range 200 {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := votelog.Decode(m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, &r)
+	}
+	second, err := ingest.New(e.nc, e.cat, ingest.Config{Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(second.Close)
+	if err := second.Remember(ctx, rs, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.RebuildAfter(ctx, 200); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 199, 200, 299} {
+		if _, err := second.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"b"}, Voter: fmt.Sprintf("d%d", i)}); !errors.Is(err, poll.ErrAlreadyVoted) {
+			t.Fatalf("voter %d voting again = %v, want already voted", i, err)
+		}
+		again, err := second.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"a"}, Voter: fmt.Sprintf("d%d", i), IdempotencyKey: fmt.Sprintf("k%d", i)})
+		if err != nil || again.VoteID != ids[i] {
+			t.Fatalf("retry of vote %d = %+v, %v; want vote %s", i, again, err, ids[i])
+		}
+	}
+	if last, _ := votelog.LastSeq(ctx, e.js); last != 300 {
+		t.Fatalf("log holds %d votes, want 300", last)
+	}
+}
+
 func TestReadyFollowsTheLog(t *testing.T) {
 	e := newEnv(t)
 	s := e.service(t)

@@ -220,3 +220,32 @@ func TestRedisVotersGroupLost(t *testing.T) {
 		t.Fatalf("complete with a group lost: %v %v", ok, err)
 	}
 }
+
+// TestMemoryVotersReserve: reserve sizes an empty registry once and never
+// drops a voter it holds; RecordMany fills it as Record would.
+func TestMemoryVotersReserve(t *testing.T) {
+	ctx := context.Background()
+	v := NewMemoryVoters()
+	_ = v.Record(ctx, voterKey{1}, voteID{1})
+	v.reserve(1 << 20)
+	v.reserve(1 << 30) // a second call does nothing
+	if ok, _ := v.Voted(ctx, voterKey{1}); !ok {
+		t.Fatal("reserve dropped a voter")
+	}
+	var vs []voterVote
+	for i := range 100_000 {
+		k := voterKey{byte(i), byte(i >> 8), byte(i >> 16), 1}
+		vs = append(vs, voterVote{k, voteID{byte(i)}})
+	}
+	if err := v.RecordMany(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.Len(); n != 100_001 {
+		t.Fatalf("Len = %d, want 100001", n)
+	}
+	for _, x := range vs[:1000] {
+		if got, err := v.Claim(ctx, x.key, x.id); err != nil || got != claimStored {
+			t.Fatalf("claim of a recorded vote = %v, %v", got, err)
+		}
+	}
+}

@@ -50,29 +50,37 @@ func (b *batcher) reset(mark uint64) {
 func (b *batcher) empty() bool { return b.batch.Last == b.batch.Prev }
 
 // add folds the message at stream sequence seq into the batch and returns
-// its record, valid until the next add, or nil. A message at or below the
-// batch's last sequence (a redelivery) is ignored; a bad record or a vote of
-// a deleted poll only moves the watermark. Whether a poll is deleted is
-// asked once a batch.
+// its record, valid until the next add, or nil. See addInto.
 func (b *batcher) add(seq uint64, data []byte) *votelog.Record {
+	if b.addInto(seq, data, &b.rec) {
+		return &b.rec
+	}
+	return nil
+}
+
+// addInto folds the message at stream sequence seq into the batch,
+// decoding it into r, and reports whether r holds its record. A message at
+// or below the batch's last sequence (a redelivery) is ignored; a bad
+// record or a vote of a deleted poll only moves the watermark. Whether a
+// poll is deleted is asked once a batch.
+func (b *batcher) addInto(seq uint64, data []byte, r *votelog.Record) bool {
 	b.n++
 	if seq <= b.batch.Last {
-		return nil
+		return false
 	}
 	b.batch.Last = seq
-	r := &b.rec
 	if err := b.dec.Decode(r, data); err != nil {
 		b.log.Error("tally: skipping a bad record", "shard", b.batch.Shard, "seq", seq, "err", err)
-		return nil
+		return false
 	}
 	d, ok := b.batch.Polls[r.PollID]
 	if !ok {
 		if _, gone := b.gone[r.PollID]; gone {
-			return r
+			return true
 		}
 		if b.deleted(r.PollID) {
 			b.gone[r.PollID] = struct{}{}
-			return r
+			return true
 		}
 		if n := len(b.spare); n > 0 {
 			d, b.spare = b.spare[n-1], b.spare[:n-1]
@@ -94,7 +102,7 @@ func (b *batcher) add(seq uint64, data []byte) *votelog.Record {
 		d.At = r.Time
 	}
 	b.counted++
-	return r
+	return true
 }
 
 // voterKey returns the 16-byte form of a voter key. Ingest writes keys of

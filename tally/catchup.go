@@ -106,10 +106,16 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 	}
 	defer stop()
 
-	var seq, pending uint64
+	seq, pending := from, end-from // the last message read and what follows it
 	var got []jetstream.Msg
 	var dec votelog.Decoder // for the records of shards left to their workers
-	var rec votelog.Record
+	var one votelog.Record  // the record of each message when nothing observes
+	var recs []votelog.Record
+	var observed []*votelog.Record // the records of a take, for observe
+	if observe != nil {
+		recs = make([]votelog.Record, catchUpPull) // a take holds at most catchUpPull messages
+		observed = make([]*votelog.Record, 0, catchUpPull)
+	}
 	touched := map[string]struct{}{}
 	published := time.Now()
 	for {
@@ -125,23 +131,30 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 				t.log.Error("tally: message without metadata", "err", err)
 				continue
 			}
+			if s <= seq {
+				continue // a redelivery: handled already
+			}
 			seq, pending = s, left
-			var r *votelog.Record
-			if shard, ok := subjectShard(m.Subject()); ok && shard < len(bs) && bs[shard] != nil {
-				r = bs[shard].add(s, m.Data())
-			} else if observe != nil {
-				if err := dec.Decode(&rec, m.Data()); err == nil {
-					r = &rec
-				}
-			}
+			r := &one
 			if observe != nil {
-				if r != nil {
-					if err := observe(r); err != nil {
-						return counted, fmt.Errorf("tally: observe: %w", err)
-					}
-				}
-				t.observed.Store(s)
+				r = &recs[len(observed)]
 			}
+			var ok bool
+			if shard, known := subjectShard(m.Subject()); known && shard < len(bs) && bs[shard] != nil {
+				ok = bs[shard].addInto(s, m.Data(), r)
+			} else if observe != nil {
+				ok = dec.Decode(r, m.Data()) == nil
+			}
+			if ok && observe != nil {
+				observed = append(observed, r)
+			}
+		}
+		if observe != nil && seq > t.observed.Load() {
+			if err := observe(observed, pending); err != nil {
+				return counted, fmt.Errorf("tally: observe: %w", err)
+			}
+			t.observed.Store(seq)
+			observed = observed[:0]
 		}
 		for shard, b := range bs {
 			if b == nil || b.empty() {

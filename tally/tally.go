@@ -45,11 +45,14 @@ type Config struct {
 	// Owner names this process in the leases. Zero value means a random ID.
 	Owner string
 	// Observe, when set, is handed every vote record of the log that the
-	// start-up catch-up reads, in log order, so that other state rebuilt
-	// from the log (ingest's voter registry) rides on the same read; the
-	// record is not to be kept. Observed says how far it got. An error
-	// stops the catch-up, and the shard workers fold the rest.
-	Observe func(*votelog.Record) error
+	// start-up catch-up reads, in log order, a batch at a time (up to some
+	// thousands), so that other state rebuilt from the log (ingest's voter
+	// registry) rides on the same read; the records are not to be kept.
+	// more is how many messages of the log follow the batch, as far as the
+	// reader knows: a hint to make room for them at once. Observed says how
+	// far it got. An error stops the catch-up, and the shard workers fold
+	// the rest.
+	Observe func(records []*votelog.Record, more uint64) error
 }
 
 // Tally runs the shard workers: New, then Start, then Close.

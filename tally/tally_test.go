@@ -615,10 +615,21 @@ func TestTallyObserveSeesTheWholeLogOnce(t *testing.T) {
 	e.deletePoll(t, polls[2])
 	var mu sync.Mutex
 	seen := map[string]int{}
-	obs := func(r *votelog.Record) error {
+	next := map[string]int{} // per poll, the vote logged next: logVotes numbers them in order
+	total := uint64(3000)
+	obs := func(rs []*votelog.Record, more uint64) error {
 		mu.Lock()
 		defer mu.Unlock()
-		seen[r.PollID+"/"+r.VoteID]++
+		for _, r := range rs {
+			seen[r.PollID+"/"+r.VoteID]++
+			if want := fmt.Sprintf("v%d", next[r.PollID]); r.VoteID != want {
+				return fmt.Errorf("poll %s: observed %s, want %s next", r.PollID, r.VoteID, want)
+			}
+			next[r.PollID]++
+		}
+		if got := uint64(len(seen)) + more; got != total {
+			return fmt.Errorf("observed %d with %d more to come, the log holds %d", len(seen), more, total)
+		}
 		return nil
 	}
 	tl := e.startWith(t, tally.NewMemoryStore(), tally.Config{Shards: e.shards, Observe: obs})

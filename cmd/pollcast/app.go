@@ -212,7 +212,7 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) startTally(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, reg prometheus.Registerer) error {
 	cfg := tally.Config{Shards: m.cfg.Shards, Logger: m.logger, Registerer: reg}
 	if m.ingest != nil {
-		cfg.Observe = func(r *votelog.Record) error { return m.ingest.Remember(ctx, r) }
+		cfg.Observe = func(rs []*votelog.Record, more uint64) error { return m.ingest.Remember(ctx, rs, more) }
 	}
 	shared := m.cfg.NATS != "" && m.rdb != nil
 	if shared {
