@@ -3,23 +3,36 @@ package ingest
 import (
 	"context"
 	"encoding/binary"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 )
 
+// claim is a voter's vote on its way to the log: the vote's ID and how
+// many attempts (a retry shares the claim) are in flight.
 type claim struct {
-	vote      voteID
-	inflight  int32
-	committed bool
+	vote     voteID
+	inflight int32
 }
 
 // MemoryVoters keeps the registry in this process's memory: the default of
 // the single-process mode. It is not durable: Service.Rebuild refills it
 // from the log at start. Choose RedisVoters when several ingest nodes take
 // votes for the same polls.
+//
+// Each of its shards keeps the stored votes, which are never forgotten
+// while the process lives, in a storedVotes table, and the claims of votes
+// on their way to the log in a map. A voter with a stored vote is answered
+// from the table alone.
 type MemoryVoters struct {
 	shards   [64]voterShard
 	reserved atomic.Bool
+}
+
+type voterShard struct {
+	mu      sync.Mutex
+	stored  storedVotes
+	pending map[voterKey]claim
 }
 
 // reserver is a registry that can make room for many voters at once.
@@ -28,24 +41,22 @@ type reserver interface {
 	reserve(n uint64)
 }
 
-var _ reserver = (*MemoryVoters)(nil)
-
-type voterShard struct {
-	mu sync.Mutex
-	m  map[voterKey]claim
-}
-
 // maxReservePerShard bounds what reserve makes room for: 4 Mi voters a
 // shard, 256 Mi in all.
 const maxReservePerShard = 1 << 22
 
-var _ Voters = (*MemoryVoters)(nil)
+var (
+	_ Voters   = (*MemoryVoters)(nil)
+	_ reserver = (*MemoryVoters)(nil)
+)
 
 // NewMemoryVoters returns an empty registry.
 func NewMemoryVoters() *MemoryVoters {
 	v := &MemoryVoters{}
+	seed := maphash.MakeSeed()
 	for i := range v.shards {
-		v.shards[i].m = make(map[voterKey]claim)
+		v.shards[i].stored = newStoredVotes(seed)
+		v.shards[i].pending = make(map[voterKey]claim)
 	}
 	return v
 }
@@ -59,24 +70,18 @@ func (v *MemoryVoters) shardIndex(k voterKey) int {
 }
 
 // reserve implements reserver: at the start of a rebuild, it sizes the
-// empty maps for n voters in all, so that they do not grow step by step
-// (a third of the time of filling them). A shard holding voters already
-// is left as it is.
+// tables of stored votes for n voters in all, so that they do not double
+// step by step.
 func (v *MemoryVoters) reserve(n uint64) {
 	if v.reserved.Swap(true) {
 		return
 	}
 	per := n / uint64(len(v.shards))
 	per = min(per+per/32+64, maxReservePerShard) // shards fill unevenly
-	if per < 1024 {
-		return
-	}
 	for i := range v.shards {
 		s := &v.shards[i]
 		s.mu.Lock()
-		if len(s.m) == 0 {
-			s.m = make(map[voterKey]claim, per)
-		}
+		s.stored.reserve(int(per))
 		s.mu.Unlock()
 	}
 }
@@ -86,16 +91,19 @@ func (v *MemoryVoters) Claim(_ context.Context, k voterKey, id voteID) (claimRes
 	s := v.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.m[k]
-	switch {
-	case ok && c.vote != id:
-		return claimTaken, nil
-	case ok && c.committed:
+	if stored, ok := s.stored.get(k); ok {
+		if stored != id {
+			return claimTaken, nil
+		}
 		return claimStored, nil
+	}
+	c, ok := s.pending[k]
+	if ok && c.vote != id {
+		return claimTaken, nil
 	}
 	c.vote = id
 	c.inflight++
-	s.m[k] = c
+	s.pending[k] = c
 	return claimed, nil
 }
 
@@ -105,19 +113,18 @@ func (v *MemoryVoters) Finish(_ context.Context, k voterKey, _ voteID, stored bo
 	s := v.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.m[k]
+	c, ok := s.pending[k]
 	if !ok {
 		return nil
 	}
-	c.inflight--
 	if stored {
-		c.committed = true
+		s.stored.add(k, c.vote)
 	}
-	if !c.committed && c.inflight <= 0 {
-		delete(s.m, k)
+	if c.inflight--; c.inflight <= 0 {
+		delete(s.pending, k)
 		return nil
 	}
-	s.m[k] = c
+	s.pending[k] = c
 	return nil
 }
 
@@ -125,17 +132,9 @@ func (v *MemoryVoters) Finish(_ context.Context, k voterKey, _ voteID, stored bo
 func (v *MemoryVoters) Record(_ context.Context, k voterKey, id voteID) error {
 	s := v.shard(k)
 	s.mu.Lock()
-	s.record(k, id)
+	s.stored.add(k, id)
 	s.mu.Unlock()
 	return nil
-}
-
-// record is Record with s locked.
-func (s *voterShard) record(k voterKey, id voteID) {
-	if c, ok := s.m[k]; !ok || !c.committed {
-		c.vote, c.committed = id, true
-		s.m[k] = c
-	}
 }
 
 // RecordMany implements Voters. It groups the votes by shard and takes
@@ -172,7 +171,7 @@ func (v *MemoryVoters) RecordMany(ctx context.Context, vs []voterVote) error {
 		s := &v.shards[si]
 		s.mu.Lock()
 		for _, i := range in {
-			s.record(vs[i].key, vs[i].id)
+			s.stored.add(vs[i].key, vs[i].id)
 		}
 		s.mu.Unlock()
 	}
@@ -183,9 +182,9 @@ func (v *MemoryVoters) RecordMany(ctx context.Context, vs []voterVote) error {
 func (v *MemoryVoters) Voted(_ context.Context, k voterKey) (bool, error) {
 	s := v.shard(k)
 	s.mu.Lock()
-	c, ok := s.m[k]
+	_, ok := s.stored.get(k)
 	s.mu.Unlock()
-	return ok && c.committed, nil
+	return ok, nil
 }
 
 // Durable implements Voters: memory is lost with the process.
@@ -197,14 +196,131 @@ func (v *MemoryVoters) Complete(context.Context) (bool, error) { return true, ni
 // MarkComplete implements Voters.
 func (v *MemoryVoters) MarkComplete(context.Context) error { return nil }
 
-// Len returns the number of voters remembered.
+// Len returns the number of voters remembered: with a stored vote or a
+// claim in flight.
 func (v *MemoryVoters) Len() int {
 	n := 0
 	for i := range v.shards {
 		s := &v.shards[i]
 		s.mu.Lock()
-		n += len(s.m)
+		n += s.stored.len()
+		for k := range s.pending {
+			if _, ok := s.stored.get(k); !ok {
+				n++
+			}
+		}
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// storedVotes maps voters to their first stored vote: open addressing with
+// linear probing in a power-of-two table kept at most 3/4 full, growing by
+// doubling, insert only. It does what a map[voterKey]voteID does in about
+// a third of the time (one cache line touched per insert, where a rebuild
+// inserts every voter of the log) and in 43 to 85 bytes a voter. Growing
+// moves every vote at once: with ten million voters over 64 shards, a
+// shard's lock is held some milliseconds, once per doubling.
+//
+// Keys are hashed with the registry's seed: keys written to the log by
+// others than ingest are not trusted to be spread. It is made by
+// newStoredVotes; it is not safe for concurrent use.
+type storedVotes struct {
+	seed  maphash.Seed
+	slots []storedVote // a zero key marks an empty slot
+	n     int          // non-zero keys held
+	zero  *voteID      // the vote of the zero key
+}
+
+type storedVote struct {
+	key  voterKey
+	vote voteID
+}
+
+// minStoredSlots is the size of a table's first allocation.
+const minStoredSlots = 16
+
+func newStoredVotes(seed maphash.Seed) storedVotes {
+	return storedVotes{seed: seed}
+}
+
+func (t *storedVotes) len() int {
+	if t.zero != nil {
+		return t.n + 1
+	}
+	return t.n
+}
+
+// get returns the vote stored for k.
+func (t *storedVotes) get(k voterKey) (voteID, bool) {
+	if k == (voterKey{}) {
+		if t.zero == nil {
+			return voteID{}, false
+		}
+		return *t.zero, true
+	}
+	if len(t.slots) == 0 {
+		return voteID{}, false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := maphash.Comparable(t.seed, k) & mask; ; i = (i + 1) & mask {
+		switch s := &t.slots[i]; s.key {
+		case voterKey{}:
+			return voteID{}, false
+		case k:
+			return s.vote, true
+		}
+	}
+}
+
+// add stores id as k's vote unless k has one already: the first stays.
+func (t *storedVotes) add(k voterKey, id voteID) {
+	if k == (voterKey{}) {
+		if t.zero == nil {
+			z := id // not &id: id would be moved to the heap on every call
+			t.zero = &z
+		}
+		return
+	}
+	if 4*(t.n+1) > 3*len(t.slots) {
+		t.grow(t.n + 1)
+	}
+	t.put(k, id)
+}
+
+// put adds k, not zero, to a table with room for it, unless it is there.
+func (t *storedVotes) put(k voterKey, id voteID) {
+	mask := uint64(len(t.slots) - 1)
+	for i := maphash.Comparable(t.seed, k) & mask; ; i = (i + 1) & mask {
+		switch s := &t.slots[i]; s.key {
+		case voterKey{}:
+			s.key, s.vote = k, id
+			t.n++
+			return
+		case k:
+			return
+		}
+	}
+}
+
+// reserve makes room for n voters in all.
+func (t *storedVotes) reserve(n int) {
+	if 4*n > 3*len(t.slots) {
+		t.grow(n)
+	}
+}
+
+// grow moves the votes to a table with room for n of them.
+func (t *storedVotes) grow(n int) {
+	size := max(minStoredSlots, len(t.slots))
+	for 4*n > 3*size {
+		size *= 2
+	}
+	old := t.slots
+	t.slots, t.n = make([]storedVote, size), 0
+	for i := range old {
+		if old[i].key != (voterKey{}) {
+			t.put(old[i].key, old[i].vote)
+		}
+	}
 }
