@@ -235,3 +235,33 @@ func TestInbox(t *testing.T) {
 		t.Fatal("take after cancel returned messages")
 	}
 }
+
+// TestInboxGather: after gather, take waits for that many messages, or for
+// the linger once some arrived, and never returns an empty slice.
+func TestInboxGather(t *testing.T) {
+	ctx := context.Background()
+	in := newInbox(10)
+	in.gather(4, time.Hour) // a take that waited for the linger would time the test out
+	for range 4 {
+		in.put(ctx, nil)
+	}
+	if got := in.take(ctx, nil, 0); len(got) != 4 {
+		t.Fatalf("took %d messages, want 4", len(got))
+	}
+	in.gather(4, time.Millisecond)
+	in.put(ctx, nil)
+	if got := in.take(ctx, nil, 0); len(got) != 1 {
+		t.Fatalf("took %d messages after the linger, want 1", len(got))
+	}
+	// Nothing at all: the linger does not start, idle ends the wait.
+	if got := in.take(ctx, nil, 20*time.Millisecond); got != nil {
+		t.Fatalf("idle take returned %d messages", len(got))
+	}
+	in.gather(100, time.Hour) // at most max: 10 are enough
+	for range 10 {
+		in.put(ctx, nil)
+	}
+	if got := in.take(ctx, nil, 0); len(got) != 10 {
+		t.Fatalf("took %d messages, want 10", len(got))
+	}
+}

@@ -20,6 +20,15 @@ const (
 	// once: 16,384 rather than 4,096 took a million-vote rebuild from 3.4 s
 	// to 3.0 s (TestRebuildAtStart).
 	catchUpPull = 16384
+	// catchUpTake and catchUpLinger: the start-up reader handles what has
+	// arrived once it is catchUpTake messages or once the first of them
+	// waited catchUpLinger. Taking what had arrived at once, it kept up
+	// with the log by handling 18 messages at a time on average, paying for
+	// each handful what is paid once a take (a store batch per shard, a
+	// lock per registry shard, waking up): 1.4 s of CPU for a million
+	// votes, 1.0 s in takes of 4,096 (TestRebuildAtStart's profile).
+	catchUpTake   = 4096
+	catchUpLinger = 5 * time.Millisecond
 	// catchUpPublishEvery spaces the counts published while catching up.
 	catchUpPublishEvery = 100 * time.Millisecond
 )
@@ -105,6 +114,7 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 		return 0, err
 	}
 	defer stop()
+	in.gather(catchUpTake, catchUpLinger)
 
 	seq, pending := from, end-from // the last message read and what follows it
 	var got []jetstream.Msg

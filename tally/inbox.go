@@ -10,19 +10,32 @@ import (
 
 // inbox hands messages from a consumer's handler to a worker a slice at a
 // time: the worker takes whatever has arrived, up to max, without waiting
-// for more. It costs a lock per message where a channel would cost a
-// channel operation on each side; the handler blocks while the inbox is full.
+// for more, or, after gather, waits for a fuller slice. It costs a lock per
+// message where a channel would cost a channel operation on each side; the
+// handler blocks while the inbox is full.
 type inbox struct {
-	mu    sync.Mutex
-	msgs  []jetstream.Msg
-	max   int
-	ready chan struct{} // a token when msgs became non-empty
-	room  chan struct{} // a token when msgs was emptied
+	mu     sync.Mutex
+	msgs   []jetstream.Msg
+	max    int
+	min    int           // take waits for this many messages...
+	linger time.Duration // ...or this long after the first one
+	ready  chan struct{} // a token when msgs became non-empty or reached min
+	room   chan struct{} // a token when msgs was emptied
 }
 
 func newInbox(max int) *inbox {
-	return &inbox{msgs: make([]jetstream.Msg, 0, max), max: max,
+	return &inbox{msgs: make([]jetstream.Msg, 0, max), max: max, min: 1,
 		ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
+
+// gather makes take wait until the inbox holds least messages (at most max),
+// or linger has passed since the first arrived, rather than return the
+// first ones at once: a reader that keeps up with the log then handles
+// thousands of messages at a time instead of a few.
+func (in *inbox) gather(least int, linger time.Duration) {
+	in.mu.Lock()
+	in.min, in.linger = max(1, min(least, in.max)), linger
+	in.mu.Unlock()
 }
 
 // put adds m, waiting while the inbox is full; it drops m once ctx ends.
@@ -31,9 +44,10 @@ func (in *inbox) put(ctx context.Context, m jetstream.Msg) {
 		in.mu.Lock()
 		if len(in.msgs) < in.max {
 			in.msgs = append(in.msgs, m)
-			first := len(in.msgs) == 1
+			n := len(in.msgs)
+			wake := n == 1 || n == in.min
 			in.mu.Unlock()
-			if first {
+			if wake {
 				signal(in.ready)
 			}
 			return
@@ -47,19 +61,20 @@ func (in *inbox) put(ctx context.Context, m jetstream.Msg) {
 	}
 }
 
-// take waits until there are messages and returns all of them, giving the
-// inbox spare (emptied) to fill next. It returns nil when ctx ends or,
-// with idle > 0, when nothing arrives for that long.
+// take waits until there are messages (see gather) and returns all of
+// them, giving the inbox spare (emptied) to fill next. It returns nil when
+// ctx ends or, with idle > 0, when nothing arrives for that long.
 func (in *inbox) take(ctx context.Context, spare []jetstream.Msg, idle time.Duration) []jetstream.Msg {
-	var timeout <-chan time.Time
+	var timeout, lingered <-chan time.Time
 	if idle > 0 {
 		t := time.NewTimer(idle)
 		defer t.Stop()
 		timeout = t.C
 	}
+	waited := false // lingered long enough
 	for {
 		in.mu.Lock()
-		if len(in.msgs) > 0 {
+		if n := len(in.msgs); n > 0 && (n >= in.min || waited) {
 			got := in.msgs
 			clear(spare) // let the messages taken last time go
 			in.msgs = spare[:0]
@@ -67,9 +82,16 @@ func (in *inbox) take(ctx context.Context, spare []jetstream.Msg, idle time.Dura
 			signal(in.room)
 			return got
 		}
+		if len(in.msgs) > 0 && lingered == nil {
+			t := time.NewTimer(in.linger)
+			defer t.Stop()
+			lingered = t.C
+		}
 		in.mu.Unlock()
 		select {
 		case <-in.ready:
+		case <-lingered:
+			waited = true
 		case <-ctx.Done():
 			return nil
 		case <-timeout:
