@@ -4,9 +4,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
+
+// cloneRecord copies what a Decoder reuses from record to record.
+func cloneRecord(r Record) Record {
+	r.Options = append([]string(nil), r.Options...)
+	r.Voter = append([]byte(nil), r.Voter...)
+	return r
+}
 
 func packRecords(n int) []Record {
 	recs := make([]Record, n)
@@ -27,10 +35,7 @@ func each(t *testing.T, data []byte) (recs []Record, errs []error) {
 		if i != len(recs) {
 			t.Fatalf("index %d after %d votes", i, len(recs))
 		}
-		c := r
-		c.Options = append([]string(nil), r.Options...)
-		c.Voter = append([]byte(nil), r.Voter...)
-		recs, errs = append(recs, c), append(errs, err)
+		recs, errs = append(recs, cloneRecord(r)), append(errs, err)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -144,10 +149,7 @@ func FuzzEachMessage(f *testing.F) {
 				}
 				return nil
 			}
-			c := r
-			c.Options = append([]string(nil), r.Options...)
-			c.Voter = append([]byte(nil), r.Voter...)
-			ok = append(ok, c)
+			ok = append(ok, cloneRecord(r))
 			return nil
 		}); err != nil {
 			t.Fatal(err)
@@ -163,10 +165,7 @@ func FuzzEachMessage(f *testing.F) {
 			if err != nil {
 				t.Fatalf("rebuilt message: %v", err)
 			}
-			c := r
-			c.Options = append([]string(nil), r.Options...)
-			c.Voter = append([]byte(nil), r.Voter...)
-			again = append(again, c)
+			again = append(again, cloneRecord(r))
 			return nil
 		}); err != nil {
 			t.Fatal(err)
@@ -180,4 +179,12 @@ func FuzzEachMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSizeBoundsTheEncoding(t *testing.T) {
+	for _, r := range append(packRecords(3), Record{}, Record{Options: []string{"", ""}, Referrer: strings.Repeat("r", 300)}) {
+		if n, size := len(r.Append(nil)), r.Size(); n > size || size > n+10*12 {
+			t.Fatalf("Size %d for an encoding of %d bytes", size, n)
+		}
+	}
 }

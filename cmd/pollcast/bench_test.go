@@ -240,33 +240,25 @@ func TestBenchHistogramSince(t *testing.T) {
 	slices.Sort(ts)
 	now := int64(time.Second) // later times clamp at zero
 	bulk, one := newHistogram(), newHistogram()
-	bulk.RecordSince(now, ts)
-	for _, t0 := range ts {
-		one.Record(time.Duration(now - t0))
-	}
-	for b := range histBuckets {
-		if bulk.counts[b].Load() != one.counts[b].Load() {
-			t.Fatalf("bucket %d: %d by RecordSince, %d by Record", b, bulk.counts[b].Load(), one.counts[b].Load())
+	record := func(what string, ts []int64) {
+		t.Helper()
+		bulk.RecordSince(now, ts)
+		for _, t0 := range ts {
+			one.Record(time.Duration(now - t0))
+		}
+		for b := range histBuckets {
+			if bulk.counts[b].Load() != one.counts[b].Load() {
+				t.Fatalf("%s: bucket %d: %d by RecordSince, %d by Record", what, b, bulk.counts[b].Load(), one.counts[b].Load())
+			}
 		}
 	}
-	// Samples on bucket edges too.
-	edges := []int64{0, 1, histUnit - 1, histUnit, histUnit + 1}
-	for _, e := range bucketEnds[1:10] {
-		edges = append(edges, e-1, e, e+1)
+	record("random", ts)
+	// Durations on the edges of buckets.
+	var edges []int64
+	for _, d := range append([]int64{0, 1, histUnit - 1, histUnit, histUnit + 1}, bucketEnds[1:10]...) {
+		edges = append(edges, now-d, now-d-1, now-d+1)
 	}
-	for i := range edges {
-		edges[i] = now - edges[len(edges)-1-i]
-	}
-	edges = slices.Compact(slices.Sorted(slices.Values(edges)))
-	bulk.RecordSince(now, edges)
-	for _, t0 := range edges {
-		one.Record(time.Duration(now - t0))
-	}
-	for b := range histBuckets {
-		if bulk.counts[b].Load() != one.counts[b].Load() {
-			t.Fatalf("edges: bucket %d: %d by RecordSince, %d by Record", b, bulk.counts[b].Load(), one.counts[b].Load())
-		}
-	}
+	record("edges", slices.Compact(slices.Sorted(slices.Values(edges))))
 	if bulk.Count() != one.Count() || bulk.Max() != one.Max() {
 		t.Errorf("count %d max %v, want %d %v", bulk.Count(), bulk.Max(), one.Count(), one.Max())
 	}
