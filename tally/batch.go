@@ -73,14 +73,36 @@ func (b *batcher) addInto(seq uint64, data []byte, r *votelog.Record) bool {
 		b.log.Error("tally: skipping a bad record", "shard", b.batch.Shard, "seq", seq, "err", err)
 		return false
 	}
+	b.fold(r)
+	return true
+}
+
+// addRecord is addInto for a record decoded already.
+func (b *batcher) addRecord(seq uint64, r *votelog.Record) {
+	b.n++
+	if seq <= b.batch.Last {
+		return
+	}
+	b.batch.Last = seq
+	b.fold(r)
+}
+
+// advance moves the batch's last sequence up to seq: the messages up to
+// there that were not added belong to other shards.
+func (b *batcher) advance(seq uint64) {
+	b.batch.Last = max(b.batch.Last, seq)
+}
+
+// fold counts r in the batch unless its poll is deleted.
+func (b *batcher) fold(r *votelog.Record) {
 	d, ok := b.batch.Polls[r.PollID]
 	if !ok {
 		if _, gone := b.gone[r.PollID]; gone {
-			return true
+			return
 		}
 		if b.deleted(r.PollID) {
 			b.gone[r.PollID] = struct{}{}
-			return true
+			return
 		}
 		if n := len(b.spare); n > 0 {
 			d, b.spare = b.spare[n-1], b.spare[:n-1]
@@ -102,7 +124,6 @@ func (b *batcher) addInto(seq uint64, data []byte, r *votelog.Record) bool {
 		d.At = r.Time
 	}
 	b.counted++
-	return true
 }
 
 // voterKey returns the 16-byte form of a voter key. Ingest writes keys of

@@ -198,7 +198,7 @@ func TestVoterKey(t *testing.T) {
 func TestInbox(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	in := newInbox(3)
+	in := newInbox[jetstream.Msg](3)
 	for range 3 {
 		in.put(ctx, nil)
 	}
@@ -240,7 +240,7 @@ func TestInbox(t *testing.T) {
 // the linger once some arrived, and never returns an empty slice.
 func TestInboxGather(t *testing.T) {
 	ctx := context.Background()
-	in := newInbox(10)
+	in := newInbox[jetstream.Msg](10)
 	in.gather(4, time.Hour) // a take that waited for the linger would time the test out
 	for range 4 {
 		in.put(ctx, nil)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +42,9 @@ const (
 // routes each message to its shard's batch by subject. Batches keep their
 // per-shard Prev and Last, so fencing and exactly once are unchanged.
 //
+// A fresh memory store is read with direct gets rather than a consumer
+// (see catchUpDirect), and with a consumer from wherever that stopped.
+//
 // It is only a shortcut: a shard it could not finish (fenced off by another
 // worker) or anything left when it stops early is folded by the shard's
 // worker, which resumes from the store's watermark as always.
@@ -74,17 +77,49 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 	}
 	end := info.State.LastSeq
 	marks := make([]uint64, len(t.shards))
-	from := uint64(math.MaxUint64)
 	for shard := range marks {
 		if marks[shard], err = t.store.Watermark(ctx, shard); err != nil {
 			return 0, fmt.Errorf("tally: watermark: %w", err)
 		}
 		t.shards[shard].applied.Store(marks[shard])
-		from = min(from, marks[shard])
 	}
+	from := slices.Min(marks)
 	if from >= end {
 		return 0, nil
 	}
+	if _, volatile := t.store.(*MemoryStore); volatile && slices.Max(marks) == 0 && info.Config.AllowDirect {
+		bs := make([]*batcher, len(marks))
+		for shard := range bs {
+			bs[shard] = newBatcher(shard, t.log, t.cat.Deleted)
+			bs[shard].reset(0)
+		}
+		t.catchingUp.Store(end)
+		n, mark, err := t.catchUpDirect(ctx, end, bs, t.cfg.Observe)
+		counted += n
+		switch {
+		case err == nil:
+			return counted, nil
+		case ctx.Err() != nil:
+			return counted, ctx.Err()
+		}
+		t.log.Warn("tally: direct read of the log stopped; reading the rest with a consumer", "at", mark, "err", err)
+		for shard := range marks {
+			if marks[shard], err = t.store.Watermark(ctx, shard); err != nil {
+				return counted, fmt.Errorf("tally: watermark: %w", err)
+			}
+		}
+		if from = slices.Min(marks); from >= end {
+			return counted, nil
+		}
+	}
+	n, err := t.catchUpConsumer(ctx, end, marks, from)
+	return counted + n, err
+}
+
+// catchUpConsumer is catchUpOnce's read of the log from sequence from+1
+// (the lowest of marks, the shards' watermarks) with an ordered consumer,
+// routing each message to its shard by subject.
+func (t *Tally) catchUpConsumer(ctx context.Context, end uint64, marks []uint64, from uint64) (counted int, err error) {
 	// Reading the log unfiltered costs about what nine filtered readers
 	// skipping through it do (measured): worth it only when at least half
 	// of the shards have at least half of the way to go (a fresh memory
@@ -105,7 +140,7 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 	}
 	// Observe sees the whole log or nothing, so that Observed means "up to here".
 	observe := t.cfg.Observe
-	if from != 0 {
+	if from != t.observed.Load() {
 		observe = nil
 	}
 	t.catchingUp.Store(end - from)

@@ -4,18 +4,16 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
-// inbox hands messages from a consumer's handler to a worker a slice at a
-// time: the worker takes whatever has arrived, up to max, without waiting
+// inbox hands messages from a subscription's handler to a worker a slice
+// at a time: the worker takes whatever has arrived, up to max, without waiting
 // for more, or, after gather, waits for a fuller slice. It costs a lock per
 // message where a channel would cost a channel operation on each side; the
 // handler blocks while the inbox is full.
-type inbox struct {
+type inbox[M any] struct {
 	mu     sync.Mutex
-	msgs   []jetstream.Msg
+	msgs   []M
 	max    int
 	min    int           // take waits for this many messages...
 	linger time.Duration // ...or this long after the first one
@@ -23,8 +21,8 @@ type inbox struct {
 	room   chan struct{} // a token when msgs was emptied
 }
 
-func newInbox(max int) *inbox {
-	return &inbox{msgs: make([]jetstream.Msg, 0, max), max: max, min: 1,
+func newInbox[M any](max int) *inbox[M] {
+	return &inbox[M]{msgs: make([]M, 0, max), max: max, min: 1,
 		ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 }
 
@@ -32,14 +30,14 @@ func newInbox(max int) *inbox {
 // or linger has passed since the first arrived, rather than return the
 // first ones at once: a reader that keeps up with the log then handles
 // thousands of messages at a time instead of a few.
-func (in *inbox) gather(least int, linger time.Duration) {
+func (in *inbox[M]) gather(least int, linger time.Duration) {
 	in.mu.Lock()
 	in.min, in.linger = max(1, min(least, in.max)), linger
 	in.mu.Unlock()
 }
 
 // put adds m, waiting while the inbox is full; it drops m once ctx ends.
-func (in *inbox) put(ctx context.Context, m jetstream.Msg) {
+func (in *inbox[M]) put(ctx context.Context, m M) {
 	for {
 		in.mu.Lock()
 		if len(in.msgs) < in.max {
@@ -64,7 +62,7 @@ func (in *inbox) put(ctx context.Context, m jetstream.Msg) {
 // take waits until there are messages (see gather) and returns all of
 // them, giving the inbox spare (emptied) to fill next. It returns nil when
 // ctx ends or, with idle > 0, when nothing arrives for that long.
-func (in *inbox) take(ctx context.Context, spare []jetstream.Msg, idle time.Duration) []jetstream.Msg {
+func (in *inbox[M]) take(ctx context.Context, spare []M, idle time.Duration) []M {
 	var timeout, lingered <-chan time.Time
 	if idle > 0 {
 		t := time.NewTimer(idle)

@@ -67,6 +67,7 @@ type Tally struct {
 	shards     []*shardState
 	catchingUp atomic.Uint64 // messages the start-up reader has still to read
 	observed   atomic.Uint64 // the log up to here went through Config.Observe
+	direct     atomic.Uint64 // the start-up catch-up folded the log up to here with direct gets
 	noCatchUp  bool          // tests: let the shard workers rebuild alone
 	applied    prometheus.Counter
 	batches    prometheus.Counter
@@ -347,7 +348,7 @@ func (t *Tally) follow(ctx context.Context, shard int) error {
 // consume reads the stream from sequence mark+1 (from the start when mark
 // is 0) with an ordered consumer on filter ("" for the whole stream). The
 // messages arrive in the returned inbox until stop is called.
-func (t *Tally) consume(ctx context.Context, mark uint64, filter string, pull int) (in *inbox, stop func(), err error) {
+func (t *Tally) consume(ctx context.Context, mark uint64, filter string, pull int) (in *inbox[jetstream.Msg], stop func(), err error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if filter != "" {
 		cfg.FilterSubjects = []string{filter}
@@ -360,7 +361,7 @@ func (t *Tally) consume(ctx context.Context, mark uint64, filter string, pull in
 	if err != nil {
 		return nil, nil, fmt.Errorf("tally: consumer: %w", err)
 	}
-	in = newInbox(pull)
+	in = newInbox[jetstream.Msg](pull)
 	hctx, unblock := context.WithCancel(ctx)
 	cc, err := cons.Consume(func(m jetstream.Msg) { in.put(hctx, m) }, jetstream.PullMaxMessages(pull))
 	if err != nil {

@@ -652,3 +652,105 @@ func TestTallyObserveSeesTheWholeLogOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestTallyReadsAFreshMemoryStoreDirectly: the start-up catch-up of a
+// fresh memory store reads the log with direct gets, batch after batch, to
+// the end; a batch with a deleted message stops it, and a consumer reads
+// the rest; every vote is counted and observed once either way.
+func TestTallyReadsAFreshMemoryStoreDirectly(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		deleted uint64 // a message deleted from the log, 0 for none
+	}{
+		{"to the end", 0},
+		{"deleted message in the second batch", 20_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			p, q := e.newPoll(t), e.newPoll(t)
+			e.logVotes(t, p, 15_000, 1_000) // sequences 1-15,000
+			e.logVotes(t, q, 10_000, 0)     // 15,001-25,000
+			wantQ := int64(10_000)
+			if tc.deleted != 0 {
+				stream, err := e.js.Stream(ctx, votelog.StreamName)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := stream.DeleteMsg(ctx, tc.deleted); err != nil {
+					t.Fatal(err)
+				}
+				wantQ--
+			}
+			var mu sync.Mutex
+			observed := 0
+			obs := func(rs []*votelog.Record, _ uint64) error {
+				mu.Lock()
+				defer mu.Unlock()
+				observed += len(rs)
+				return nil
+			}
+			s := tally.NewMemoryStore()
+			tl := e.startWith(t, s, tally.Config{Shards: e.shards, Observe: obs})
+			waitCaughtUp(t, tl)
+			if c := counts(t, s, p); c.Total != 15_000 || c.Voters != 1_000 {
+				t.Fatalf("counts of p %+v", c)
+			}
+			if c := counts(t, s, q); c.Total != wantQ || c.Voters != wantQ {
+				t.Fatalf("counts of q %+v, want %d votes", c, wantQ)
+			}
+			direct := tally.ReadDirectly(tl)
+			switch {
+			case tc.deleted == 0 && direct != 25_000:
+				t.Fatalf("read directly up to %d, want the whole log", direct)
+			case tc.deleted != 0 && (direct == 0 || direct >= tc.deleted):
+				t.Fatalf("read directly up to %d, want up to a batch before %d", direct, tc.deleted)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if int64(observed) != 15_000+wantQ || tl.Observed() != 25_000 {
+				t.Fatalf("observed %d votes up to %d, want %d up to 25,000", observed, tl.Observed(), 15_000+wantQ)
+			}
+		})
+	}
+}
+
+// TestTallyDirectReadOfVotesOnAnotherShard: a vote on the subject of
+// another shard than its poll's (a log written with another shard count)
+// is counted once when a direct read routes it by poll, before and after
+// the shard workers, which read by subject, take over.
+func TestTallyDirectReadOfVotesOnAnotherShard(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p := e.newPoll(t)
+	right := votelog.Shard(p, shards)
+	wrong := (right + 1) % shards
+	publish := func(n int, shard int) {
+		t.Helper()
+		for i := range n {
+			r := votelog.Record{VoteID: fmt.Sprintf("w%d", i), PollID: p, Options: []string{"a"}, Time: time.Now()}
+			if _, err := e.js.Publish(ctx, votelog.VoteSubject(shard, p), r.Append(nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(30, wrong)
+	publish(20, right)
+	publish(10, wrong)
+	s := tally.NewMemoryStore()
+	tl := e.start(t, s)
+	waitCaughtUp(t, tl)
+	if got := tally.ReadDirectly(tl); got != 60 {
+		t.Fatalf("read directly up to %d, want 60", got)
+	}
+	if c := counts(t, s, p); c.Total != 60 {
+		t.Fatalf("total %d after the rebuild, want 60", c.Total)
+	}
+	publish(7, wrong)
+	publish(5, right)
+	waitTotal(t, s, p, 72)
+	waitCaughtUp(t, tl)
+	if c := counts(t, s, p); c.Total != 72 {
+		t.Fatalf("total %d once followed, want 72", c.Total)
+	}
+}

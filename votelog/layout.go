@@ -73,6 +73,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		MaxBytes:    cmp.Or(cfg.MaxBytes, -1),
 		MaxMsgs:     -1,
 		MaxAge:      0,
+		// Direct gets let the tally's rebuild at start read the log in
+		// batches without a consumer (tally's catchUpDirect).
+		AllowDirect: true,
 	}
 	s, err := js.CreateOrUpdateStream(ctx, sc)
 	if err != nil {
