@@ -288,7 +288,11 @@ func (s *Service) readVoters(ctx context.Context, seen uint64) (uint64, error) {
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	var at uint64
+	var (
+		at  uint64
+		dec votelog.Decoder
+		rec votelog.Record
+	)
 	batch := make([]voterVote, 0, 1024) // one round trip each to a Redis registry
 	for {
 		msg, err := it.Next(jetstream.NextMaxWait(rebuildIdle))
@@ -302,15 +306,16 @@ func (s *Service) readVoters(ctx context.Context, seen uint64) (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("ingest: rebuild: %w", err)
 		}
-		if r, err := votelog.Decode(msg.Data()); err == nil {
-			if k, id, ok := voterOf(&r); ok {
+		_ = dec.Each(&rec, msg.Data(), func(_ int, err error) error {
+			if k, id, ok := voterOf(&rec); err == nil && ok {
 				batch = append(batch, voterVote{k, id})
 			}
-		}
+			return nil
+		})
 		at = meta.Sequence.Stream
 		// Done at the end as it was, or earlier when the rest was deleted.
 		done := at >= last || meta.NumPending == 0
-		if len(batch) == cap(batch) || (done && len(batch) > 0) {
+		if len(batch) >= 1024 || (done && len(batch) > 0) {
 			if err := s.voters.RecordMany(ctx, batch); err != nil {
 				return 0, fmt.Errorf("ingest: rebuild: %w", err)
 			}
@@ -371,11 +376,44 @@ func (s *Service) Vote(ctx context.Context, req Request) (Accepted, error) {
 
 // VoteBatch admits a batch of votes, publishing them together and waiting
 // for all acknowledgements; outcomes are in request order.
+//
+// The votes of one poll that carry no idempotency key go to the log as one
+// message (a pack, up to votelog.MaxPack votes): the log's cost is per
+// message. A vote with a key is a message of its own, whose ID lets the
+// log recognise a retry; a keyless vote has a new ID whatever happens, so
+// there is no retry to recognise, packed or not. A pack is stored or not
+// as a whole, and so are the answers to its votes.
 func (s *Service) VoteBatch(ctx context.Context, reqs []Request) []Outcome {
 	now := time.Now()
 	pending := make([]*vote, len(reqs))
+	var (
+		packs map[string][]*vote // keyless votes by poll, waiting to be packed
+		order []string           // the polls of packs, as they came
+	)
 	for i := range reqs {
-		pending[i] = s.start(ctx, &reqs[i], now)
+		v := s.prepare(ctx, &reqs[i], now)
+		pending[i] = v
+		switch {
+		case v.err != nil || v.stored:
+		case v.msgID != "":
+			s.publish(ctx, []*vote{v})
+		default:
+			if packs == nil {
+				packs = map[string][]*vote{}
+			}
+			id := v.rec.PollID
+			if _, ok := packs[id]; !ok {
+				order = append(order, id)
+			}
+			packs[id] = append(packs[id], v)
+		}
+	}
+	for _, id := range order {
+		for vs := packs[id]; len(vs) > 0; {
+			n := packLen(vs)
+			s.publish(ctx, vs[:n])
+			vs = vs[n:]
+		}
 	}
 	out := make([]Outcome, len(reqs))
 	for i, v := range pending {
@@ -386,18 +424,73 @@ func (s *Service) VoteBatch(ctx context.Context, reqs []Request) []Outcome {
 	return out
 }
 
+// maxPackBytes bounds the encoding of a pack, well under the 1 MiB a NATS
+// message may hold by default.
+const maxPackBytes = 256 << 10
+
+// packLen returns how many of vs, from the first, go in one message.
+func packLen(vs []*vote) int {
+	size := 0
+	for i, v := range vs {
+		size += v.rec.Size()
+		if i == votelog.MaxPack || (i > 0 && size > maxPackBytes) {
+			return i
+		}
+	}
+	return len(vs)
+}
+
 // vote is one vote on its way through admission.
 type vote struct {
 	key     voterKey
 	claimed bool
 	stored  bool // already stored before this request: no publish, no wait
 	id      voteID
-	fut     jetstream.PubAckFuture
+	rec     votelog.Record
+	subject string
+	msgID   string // for the log to recognise a retry: set when the vote has an idempotency key
+	ack     *logAck
 	err     error
+}
+
+// logAck is the log's answer to one message, which every vote in it waits
+// for. The future yields it once: the waiter that takes it shares it with
+// the others through done.
+type logAck struct {
+	fut    jetstream.PubAckFuture
+	done   chan struct{}
+	stored bool
+	err    error // why it was not stored
+}
+
+// wait waits for the answer until stop is closed, and reports whether it
+// came.
+func (a *logAck) wait(stop <-chan struct{}) bool {
+	select {
+	case <-a.done:
+	case <-a.fut.Ok():
+		a.stored = true
+		close(a.done)
+	case err := <-a.fut.Err():
+		a.err = err
+		close(a.done)
+	case <-stop:
+		return false
+	}
+	return true
 }
 
 // start checks a vote and publishes it without waiting for the ack.
 func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote {
+	v := s.prepare(ctx, req, now)
+	if v.err == nil && !v.stored {
+		s.publish(ctx, []*vote{v})
+	}
+	return v
+}
+
+// prepare checks a vote, claims its voter, and makes its record.
+func (s *Service) prepare(ctx context.Context, req *Request, now time.Time) *vote {
 	v := &vote{}
 	p, err := s.admit(ctx, req, now)
 	if err != nil {
@@ -441,34 +534,54 @@ func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote 
 		}
 		v.claimed = true
 	}
-	rec := votelog.Record{
+	v.rec = votelog.Record{
 		VoteID: v.id.String(), PollID: p.ID, Options: req.Options, Time: now,
 		Region: s.cfg.Region, Country: Country(req.ClientIP), Device: Device(req.UserAgent), Referrer: req.Referrer,
 	}
 	if hasKey {
-		rec.Voter = key[:]
+		v.rec.Voter = v.key[:]
 	}
-	msg := &nats.Msg{
-		Subject: votelog.VoteSubject(votelog.Shard(p.ID, s.cfg.Shards), p.ID),
-		Data:    rec.Append(make([]byte, 0, 128)),
-	}
-	var opts []jetstream.PublishOpt
+	v.subject = votelog.VoteSubject(votelog.Shard(p.ID, s.cfg.Shards), p.ID)
 	if req.IdempotencyKey != "" {
-		opts = append(opts, jetstream.WithMsgID(rec.VoteID))
-	}
-	if s.nc.Status() != nats.CONNECTED {
-		v.err = overloaded("the vote log is unreachable")
-		s.finish(ctx, v, false)
-		return v
-	}
-	v.fut, err = s.js.PublishMsgAsync(msg, opts...)
-	if err != nil {
-		s.cfg.Logger.Warn("ingest: publish", "err", err)
-		v.err = overloaded("the vote log is not keeping up")
-		s.finish(ctx, v, false)
-		return v
+		v.msgID = v.rec.VoteID
 	}
 	return v
+}
+
+// publish sends prepared votes of one poll to the log as one message
+// without waiting for the ack: they share its future.
+func (s *Service) publish(ctx context.Context, vs []*vote) {
+	recs := make([]votelog.Record, len(vs))
+	size := 0
+	for i, v := range vs {
+		recs[i] = v.rec
+		size += v.rec.Size()
+	}
+	msg := &nats.Msg{Subject: vs[0].subject, Data: votelog.AppendMessage(make([]byte, 0, size+8), recs)}
+	var opts []jetstream.PublishOpt
+	if len(vs) == 1 && vs[0].msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(vs[0].msgID))
+	}
+	fail := func(err *poll.Error) {
+		for _, v := range vs {
+			v.err = err
+			s.finish(ctx, v, false)
+		}
+	}
+	if s.nc.Status() != nats.CONNECTED {
+		fail(overloaded("the vote log is unreachable"))
+		return
+	}
+	fut, err := s.js.PublishMsgAsync(msg, opts...)
+	if err != nil {
+		s.cfg.Logger.Warn("ingest: publish", "err", err)
+		fail(overloaded("the vote log is not keeping up"))
+		return
+	}
+	ack := &logAck{fut: fut, done: make(chan struct{})}
+	for _, v := range vs {
+		v.ack = ack
+	}
 }
 
 // admit checks everything that needs no identity: rate, poll, origin,
@@ -524,38 +637,30 @@ func (s *Service) await(ctx context.Context, v *vote) {
 	if v.err != nil || v.stored {
 		return
 	}
-	select {
-	case <-v.fut.Ok():
-		s.finish(ctx, v, true)
-	case err := <-v.fut.Err():
-		s.cfg.Logger.Warn("ingest: vote not stored", "err", err)
-		v.err = overloaded("the vote log did not store the vote")
-		s.finish(ctx, v, false)
-	case <-ctx.Done():
+	if !v.ack.wait(ctx.Done()) {
 		// The vote may still be stored: the client retries with its
 		// idempotency key and gets the same answer. Its claim is settled
 		// by the log's own answer, not released now: a release would let
 		// the voter vote again while this vote is still landing.
 		v.err = overloaded("gave up waiting for the vote log")
 		s.wg.Go(func() { s.settleLater(v) })
+		return
 	}
+	if !v.ack.stored {
+		s.cfg.Logger.Warn("ingest: vote not stored", "err", v.ack.err)
+		v.err = overloaded("the vote log did not store the vote")
+	}
+	s.finish(ctx, v, v.ack.stored)
 }
 
 // settleLater settles the claim of a vote nobody waits for any more, once
 // the log answers, or as not stored when it has not after PublishTimeout
 // (the publish itself has timed out by then).
 func (s *Service) settleLater(v *vote) {
-	t := time.NewTimer(s.cfg.PublishTimeout + time.Second)
-	defer t.Stop()
-	ctx := context.Background()
-	select {
-	case <-v.fut.Ok():
-		s.finish(ctx, v, true)
-	case <-v.fut.Err():
-		s.finish(ctx, v, false)
-	case <-t.C:
-		s.finish(ctx, v, false)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout+time.Second)
+	defer cancel()
+	stored := v.ack.wait(ctx.Done()) && v.ack.stored
+	s.finish(context.Background(), v, stored)
 }
 
 // finish settles the voter's claim once the outcome is known. A registry

@@ -209,3 +209,58 @@ func TestGivingUpKeepsTheClaim(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchPacksKeylessVotes: a batch's keyless votes of one poll are one
+// log message, each vote answered with its own ID; votes with an
+// idempotency key stay messages of their own, so that a retry is still
+// recognised; and a new service on the same log remembers the voters of a
+// pack.
+func TestBatchPacksKeylessVotes(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	dev, none := e.poll(t, poll.DedupeDevice), e.poll(t, poll.DedupeNone)
+	s := e.service(t)
+	var reqs []ingest.Request
+	for i := range 5 {
+		reqs = append(reqs,
+			ingest.Request{PollID: dev.ID, Options: []string{"a"}, Voter: fmt.Sprintf("d%d", i)},
+			ingest.Request{PollID: none.ID, Options: []string{"b"}})
+	}
+	reqs = append(reqs,
+		ingest.Request{PollID: dev.ID, Options: []string{"a"}, Voter: "d0"},           // the same voter twice
+		ingest.Request{PollID: none.ID, Options: []string{"a"}, IdempotencyKey: "k1"}, // a message of its own
+		ingest.Request{PollID: none.ID, Options: []string{"a"}, IdempotencyKey: "k1"}) // its retry, recognised by the log
+	before, err := votelog.LastSeq(ctx, e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := s.VoteBatch(ctx, reqs)
+	ids := map[string]bool{}
+	for i, o := range out[:10] {
+		if o.Err != nil || ids[o.VoteID] {
+			t.Fatalf("vote %d: %+v (IDs must differ)", i, o)
+		}
+		ids[o.VoteID] = true
+	}
+	if !errors.Is(out[10].Err, poll.ErrAlreadyVoted) {
+		t.Fatalf("the same voter again in a batch: %v", out[10].Err)
+	}
+	if out[11].Err != nil || out[12].Err != nil || out[11].VoteID != out[12].VoteID {
+		t.Fatalf("keyed vote and its retry: %+v, %+v", out[11], out[12])
+	}
+	after, err := votelog.LastSeq(ctx, e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One pack for each poll, one message for the keyed vote (its retry is
+	// a duplicate the log does not store).
+	if got := after - before; got != 3 {
+		t.Fatalf("%d log messages for the batch, want 3", got)
+	}
+	restarted := e.service(t)
+	for i := range 5 {
+		if _, err := restarted.Vote(ctx, ingest.Request{PollID: dev.ID, Options: []string{"b"}, Voter: fmt.Sprintf("d%d", i)}); !errors.Is(err, poll.ErrAlreadyVoted) {
+			t.Fatalf("voter d%d of a pack voted again after a rebuild: %v", i, err)
+		}
+	}
+}

@@ -22,7 +22,7 @@ type batcher struct {
 	counted int // votes counted since reset
 	spare   []*PollDelta
 	dec     votelog.Decoder
-	rec     votelog.Record      // the record of the last add
+	rec     votelog.Record      // the record add decodes into
 	gone    map[string]struct{} // polls of this batch found deleted
 	log     *slog.Logger
 	deleted func(pollID string) bool
@@ -49,42 +49,45 @@ func (b *batcher) reset(mark uint64) {
 // empty reports whether the batch would not move the watermark.
 func (b *batcher) empty() bool { return b.batch.Last == b.batch.Prev }
 
-// add folds the message at stream sequence seq into the batch and returns
-// its record, valid until the next add, or nil. See addInto.
-func (b *batcher) add(seq uint64, data []byte) *votelog.Record {
-	if b.addInto(seq, data, &b.rec) {
-		return &b.rec
-	}
-	return nil
+// add folds the message at stream sequence seq into the batch. See
+// addMessage.
+func (b *batcher) add(seq uint64, data []byte) {
+	b.addMessage(seq, data, &b.rec, nil)
 }
 
-// addInto folds the message at stream sequence seq into the batch,
-// decoding it into r, and reports whether r holds its record. A message at
-// or below the batch's last sequence (a redelivery) is ignored; a bad
-// record or a vote of a deleted poll only moves the watermark. Whether a
-// poll is deleted is asked once a batch.
-func (b *batcher) addInto(seq uint64, data []byte, r *votelog.Record) bool {
-	b.n++
-	if seq <= b.batch.Last {
-		return false
-	}
-	b.batch.Last = seq
-	if err := b.dec.Decode(r, data); err != nil {
-		b.log.Error("tally: skipping a bad record", "shard", b.batch.Shard, "seq", seq, "err", err)
-		return false
-	}
-	b.fold(r)
-	return true
-}
-
-// addRecord is addInto for a record decoded already.
-func (b *batcher) addRecord(seq uint64, r *votelog.Record) {
-	b.n++
-	if seq <= b.batch.Last {
+// addMessage folds the votes of the message at stream sequence seq (one
+// vote, or a pack) into the batch, decoding each into r in turn, and hands
+// r to kept, when not nil, after each vote that decoded. A message at or
+// below the batch's last sequence (a redelivery) is ignored; a bad vote or
+// a vote of a deleted poll is not counted, and the watermark moves past it.
+// Whether a poll is deleted is asked once a batch.
+func (b *batcher) addMessage(seq uint64, data []byte, r *votelog.Record, kept func(*votelog.Record)) {
+	if !b.start(seq) {
 		return
 	}
+	_ = b.dec.Each(r, data, func(i int, err error) error {
+		if err != nil {
+			b.log.Error("tally: skipping a bad record", "shard", b.batch.Shard, "seq", seq, "index", i, "err", err)
+			return nil
+		}
+		b.fold(r)
+		if kept != nil {
+			kept(r)
+		}
+		return nil
+	})
+}
+
+// start takes the message at stream sequence seq into the batch: it
+// reports false for a redelivery (at or below the batch's last sequence),
+// which must not be folded.
+func (b *batcher) start(seq uint64) bool {
+	b.n++
+	if seq <= b.batch.Last {
+		return false
+	}
 	b.batch.Last = seq
-	b.fold(r)
+	return true
 }
 
 // advance moves the batch's last sequence up to seq: the messages up to
@@ -93,7 +96,8 @@ func (b *batcher) advance(seq uint64) {
 	b.batch.Last = max(b.batch.Last, seq)
 }
 
-// fold counts r in the batch unless its poll is deleted.
+// fold counts r, a vote of the message start took last, in the batch
+// unless its poll is deleted.
 func (b *batcher) fold(r *votelog.Record) {
 	d, ok := b.batch.Polls[r.PollID]
 	if !ok {
@@ -218,3 +222,30 @@ func subjectShard(subject string) (int, bool) {
 	n, err := strconv.Atoi(rest[:dot])
 	return n, err == nil && n >= 0
 }
+
+// keptRecords holds copies of the records a reader hands to
+// Config.Observe, take after take: each copy keeps its backing arrays, so
+// once warm, keeping a record allocates nothing.
+type keptRecords struct {
+	recs []*votelog.Record
+	n    int
+}
+
+// keep copies r (whose slices a Decoder reuses) and returns the copy,
+// valid until reset.
+func (k *keptRecords) keep(r *votelog.Record) *votelog.Record {
+	if k.n == len(k.recs) {
+		k.recs = append(k.recs, new(votelog.Record))
+	}
+	c := k.recs[k.n]
+	k.n++
+	opts, voter := c.Options[:0], c.Voter[:0]
+	*c = *r
+	c.Options, c.Voter = append(opts, r.Options...), append(voter, r.Voter...)
+	return c
+}
+
+// kept returns the records kept since reset, in order.
+func (k *keptRecords) kept() []*votelog.Record { return k.recs[:k.n] }
+
+func (k *keptRecords) reset() { k.n = 0 }

@@ -60,6 +60,38 @@ func TestBatcherFolds(t *testing.T) {
 	}
 }
 
+// TestBatcherFoldsPacks: every vote of a pack counts, once, at the pack's
+// sequence; a bad vote in it is skipped and the others still count.
+func TestBatcherFoldsPacks(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	recs := []votelog.Record{
+		{VoteID: "v1", PollID: "p", Options: []string{"a"}, Voter: []byte("k1"), Time: at},
+		{VoteID: "v2", PollID: "p", Options: []string{"b"}, Time: at.Add(time.Second)},
+		{VoteID: "v3", PollID: "p", Options: []string{"a", "b"}, Voter: []byte("k2"), Time: at},
+	}
+	pack := votelog.AppendMessage(nil, recs)
+	var logged bytes.Buffer
+	b := newBatcher(0, slog.New(slog.NewTextHandler(&logged, nil)), func(string) bool { return false })
+	b.reset(4)
+	var kept []string
+	b.addMessage(5, pack, &b.rec, func(r *votelog.Record) { kept = append(kept, r.VoteID) })
+	b.add(5, pack) // redelivered
+	// A pack whose second vote is damaged: the first still counts.
+	bad := append([]byte{2, 2}, byte(len(recs[0].Append(nil))))
+	bad = append(recs[0].Append(bad), 3, 'b', 'a', 'd')
+	b.add(6, bad)
+	d := b.batch.Polls["p"]
+	if b.batch.Last != 6 || b.counted != 4 || d.Total != 4 || d.Options["a"] != 3 || d.Options["b"] != 2 || d.Anonymous != 1 || len(d.Voters) != 3 {
+		t.Fatalf("last %d counted %d delta %+v", b.batch.Last, b.counted, d)
+	}
+	if len(kept) != 3 || kept[0] != "v1" || kept[2] != "v3" {
+		t.Fatalf("kept %v", kept)
+	}
+	if !bytes.Contains(logged.Bytes(), []byte("bad record")) {
+		t.Fatalf("bad vote not logged: %s", logged.String())
+	}
+}
+
 // TestBatcherAllocations: once the batcher has seen a poll, folding a vote
 // allocates only the record's vote ID; the batch's maps, deltas and record
 // are reused.

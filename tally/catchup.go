@@ -154,12 +154,11 @@ func (t *Tally) catchUpConsumer(ctx context.Context, end uint64, marks []uint64,
 	seq, pending := from, end-from // the last message read and what follows it
 	var got []jetstream.Msg
 	var dec votelog.Decoder // for the records of shards left to their workers
-	var one votelog.Record  // the record of each message when nothing observes
-	var recs []votelog.Record
-	var observed []*votelog.Record // the records of a take, for observe
+	var one votelog.Record  // each vote is decoded into it
+	var kept keptRecords    // the records of a take, for observe
+	var keep func(*votelog.Record)
 	if observe != nil {
-		recs = make([]votelog.Record, catchUpPull) // a take holds at most catchUpPull messages
-		observed = make([]*votelog.Record, 0, catchUpPull)
+		keep = func(r *votelog.Record) { kept.keep(r) }
 	}
 	touched := map[string]struct{}{}
 	published := time.Now()
@@ -180,26 +179,23 @@ func (t *Tally) catchUpConsumer(ctx context.Context, end uint64, marks []uint64,
 				continue // a redelivery: handled already
 			}
 			seq, pending = s, left
-			r := &one
-			if observe != nil {
-				r = &recs[len(observed)]
-			}
-			var ok bool
 			if shard, known := subjectShard(m.Subject()); known && shard < len(bs) && bs[shard] != nil {
-				ok = bs[shard].addInto(s, m.Data(), r)
+				bs[shard].addMessage(s, m.Data(), &one, keep)
 			} else if observe != nil {
-				ok = dec.Decode(r, m.Data()) == nil
-			}
-			if ok && observe != nil {
-				observed = append(observed, r)
+				_ = dec.Each(&one, m.Data(), func(_ int, err error) error {
+					if err == nil {
+						keep(&one)
+					}
+					return nil
+				})
 			}
 		}
 		if observe != nil && seq > t.observed.Load() {
-			if err := observe(observed, pending); err != nil {
+			if err := observe(kept.kept(), pending); err != nil {
 				return counted, fmt.Errorf("tally: observe: %w", err)
 			}
 			t.observed.Store(seq)
-			observed = observed[:0]
+			kept.reset()
 		}
 		for shard, b := range bs {
 			if b == nil || b.empty() {

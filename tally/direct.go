@@ -168,13 +168,8 @@ func (t *Tally) catchUpDirect(ctx context.Context, end uint64, bs []*batcher, ob
 	defer d.stop()
 
 	var dec votelog.Decoder
-	var one votelog.Record
-	var recs []votelog.Record
-	var observed []*votelog.Record
-	if observe != nil {
-		recs = make([]votelog.Record, directBatch)
-		observed = make([]*votelog.Record, 0, directBatch)
-	}
+	var one votelog.Record      // each vote is decoded into it
+	var kept keptRecords        // the records of a batch, for observe
 	shardOf := map[string]int{} // poll ID → shard
 	next := uint64(1)           // the sequence of the next message of the batch
 	touched := map[string]struct{}{}
@@ -191,26 +186,29 @@ func (t *Tally) catchUpDirect(ctx context.Context, end uint64, bs []*batcher, ob
 			if m.data != nil {
 				seq := next
 				next++
-				r := &one
-				if observe != nil {
-					if len(observed) == len(recs) {
-						return counted, mark, errors.New("tally: direct read: a batch longer than asked for")
+				// Without headers, a message's poll (and so its shard)
+				// is in its votes: all of one poll.
+				started := -1 // the shard whose batch took the message
+				_ = dec.Each(&one, m.data, func(i int, err error) error {
+					if err != nil {
+						t.log.Error("tally: skipping a bad record", "seq", seq, "index", i, "err", err)
+						return nil
 					}
-					r = &recs[len(observed)]
-				}
-				if err := dec.Decode(r, m.data); err != nil {
-					t.log.Error("tally: skipping a bad record", "seq", seq, "err", err)
-					continue
-				}
-				shard, ok := shardOf[r.PollID]
-				if !ok {
-					shard = votelog.Shard(r.PollID, len(bs))
-					shardOf[r.PollID] = shard
-				}
-				bs[shard].addRecord(seq, r)
-				if observe != nil {
-					observed = append(observed, r)
-				}
+					shard, ok := shardOf[one.PollID]
+					if !ok {
+						shard = votelog.Shard(one.PollID, len(bs))
+						shardOf[one.PollID] = shard
+					}
+					if shard != started && !bs[shard].start(seq) {
+						return nil // a redelivery, or a pack mixing polls: ingest writes neither
+					}
+					started = shard
+					bs[shard].fold(&one)
+					if observe != nil {
+						kept.keep(&one)
+					}
+					return nil
+				})
 				continue
 			}
 			// The end of a batch.
@@ -223,11 +221,11 @@ func (t *Tally) catchUpDirect(ctx context.Context, end uint64, bs []*batcher, ob
 				return counted, mark, errGap
 			}
 			if observe != nil {
-				if err := observe(observed, end-min(end, m.last)); err != nil {
+				if err := observe(kept.kept(), end-min(end, m.last)); err != nil {
 					return counted, mark, fmt.Errorf("tally: observe: %w", err)
 				}
 				t.observed.Store(m.last)
-				observed = observed[:0]
+				kept.reset()
 			}
 			for shard, b := range bs {
 				b.advance(m.last)

@@ -395,3 +395,53 @@ func startChild(t testing.TB, addr, dir string, extra ...string) *exec.Cmd {
 	})
 	return cmd
 }
+
+// TestPackedVotesCountOnceAcrossRestart: a batch's keyless votes of a poll
+// go to the log as one message (a pack). Every one of them is counted once
+// in results, voters and analytics, also after a restart that rebuilds the
+// tally and the voter registry from the log, where a voter of a pack
+// cannot vote again.
+func TestPackedVotesCountOnceAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	a := startApp(t, func(c *Config) { c.Data = dir })
+	device := a.createPoll(map[string]any{"dedupe": "device"})["id"].(string)
+	none := a.createPoll(map[string]any{"dedupe": "none"})["id"].(string)
+	const n = 300
+	var votes []map[string]any
+	for i := range n {
+		votes = append(votes,
+			map[string]any{"poll_id": device, "options": []string{"a"}, "voter": fmt.Sprintf("d%d", i)},
+			map[string]any{"poll_id": none, "options": []string{"b"}})
+	}
+	r := a.admin("POST", "/v1/votes/batch", map[string]any{"votes": votes})
+	if r.Status != 200 {
+		t.Fatalf("batch: %d %s", r.Status, r.Body)
+	}
+	for i, res := range r.JSON()["results"].([]any) {
+		if res.(map[string]any)["status"] != float64(202) {
+			t.Fatalf("vote %d: %v", i, res)
+		}
+	}
+	check := func(a *app, when string) {
+		t.Helper()
+		for _, id := range []string{device, none} {
+			eventually(t, 30*time.Second, when+": analytics caught up", func() bool { return len(csvRows(t, a, id)) == n+1 })
+			res := a.results(id)
+			if res["total"] != float64(n) {
+				t.Fatalf("%s: poll %s total %v, want %d", when, id, res["total"], n)
+			}
+		}
+		if v := a.results(device)["voters"]; v != float64(n) {
+			t.Fatalf("%s: %v distinct voters, want %d", when, v, n)
+		}
+	}
+	check(a, "before the restart")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := startApp(t, func(c *Config) { c.Data = dir })
+	check(b, "after the restart")
+	if r := b.do("POST", "/v1/polls/"+device+"/votes", map[string]any{"options": []string{"b"}, "voter": "d7"}); r.Status != 409 || r.Code() != "already_voted" {
+		t.Fatalf("a voter of a pack voted again after the restart: %d %s", r.Status, r.Body)
+	}
+}
