@@ -457,6 +457,9 @@
       } catch (e) {
         if (signal.aborted || e.name === 'AbortError') return;
       }
+      // A last message may have ended the view (a deleted poll) in the same
+      // read that ended the stream: then there is nothing to reconnect.
+      if (signal.aborted) return;
       onState(false);
       const wait = Math.min(30000, 500 * 2 ** Math.min(tries++, 6));
       await new Promise((res) => setTimeout(res, wait / 2 + Math.random() * wait / 2));
