@@ -14,7 +14,8 @@
 # nonzero when any run failed (errors or a failed exactness check).
 #
 # Environment: DURATION (each run, default 10s), VIEWERS (10000),
-# VIEWER_RATE (5000), OUT (results directory), RUNS (which runs, default
+# VIEWER_RATE (5000), VIEWER_CONCURRENCY (the voters of the viewers run,
+# 64), OUT (results directory), RUNS (which runs, default
 # "baseline http ws batch viewers redis"; e.g. RUNS=viewers for one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 VIEWERS=${VIEWERS:-10000}
 VIEWER_RATE=${VIEWER_RATE:-5000}
+VIEWER_CONCURRENCY=${VIEWER_CONCURRENCY:-64}
 OUT=${OUT:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 KEY=bench-admin-key-$RANDOM$RANDOM$RANDOM
 RUNS=" ${RUNS:-baseline http ws batch viewers redis} "
@@ -145,7 +147,7 @@ viewers() {
   before=$(rss_kib "$PC_PID")
   log "$name: pollcast bench viewers --viewers $VIEWERS --rate $VIEWER_RATE"
   POLLCAST_API_KEY=$KEY bin/pollcast bench viewers --url "$url" --duration "$DURATION" --json \
-    --viewers "$VIEWERS" --rate "$VIEWER_RATE" --concurrency 64 --sources 8 \
+    --viewers "$VIEWERS" --rate "$VIEWER_RATE" --concurrency "$VIEWER_CONCURRENCY" --sources 8 \
     >"$OUT/$name.json" 2>"$OUT/$name.log" &
   local pid=$!
   PIDS+=("$pid")
