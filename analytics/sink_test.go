@@ -211,9 +211,9 @@ func benchmarkSink(b *testing.B, open func(testing.TB) Store) {
 		b.StopTimer()
 		s := open(b)
 		b.StartTimer()
-		start := cpuTime()
+		start := testsvc.CPUTime()
 		runSink(b, js, s, last)
-		cpu += cpuTime() - start
+		cpu += testsvc.CPUTime() - start
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/(float64(n)*float64(b.N)), "cpu-ns/row")

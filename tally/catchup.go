@@ -160,8 +160,7 @@ func (t *Tally) catchUpConsumer(ctx context.Context, end uint64, marks []uint64,
 	if observe != nil {
 		keep = func(r *votelog.Record) { kept.keep(r) }
 	}
-	touched := map[string]struct{}{}
-	published := time.Now()
+	touched := newTouched()
 	for {
 		if got = in.take(ctx, got, catchUpIdle); got == nil {
 			if ctx.Err() != nil {
@@ -215,21 +214,41 @@ func (t *Tally) catchUpConsumer(ctx context.Context, end uint64, marks []uint64,
 			t.applied.Add(float64(b.counted))
 			t.batches.Inc()
 			for id := range b.batch.Polls {
-				touched[id] = struct{}{}
+				touched.add(id)
 			}
 			b.reset(b.batch.Last)
 		}
 		t.catchingUp.Store(pending)
 		done := seq >= end || pending == 0
-		if done || time.Since(published) >= catchUpPublishEvery {
-			for id := range touched {
-				t.publish(ctx, id)
-			}
-			clear(touched)
-			published = time.Now()
-		}
+		touched.publish(ctx, t, done)
 		if done {
 			return counted, nil
 		}
 	}
+}
+
+// touchedPolls gathers the polls a catch-up changed and publishes their
+// counts at most every catchUpPublishEvery, and at the end.
+type touchedPolls struct {
+	ids       map[string]struct{}
+	published time.Time
+}
+
+func newTouched() *touchedPolls {
+	return &touchedPolls{ids: map[string]struct{}{}, published: time.Now()}
+}
+
+func (p *touchedPolls) add(id string) { p.ids[id] = struct{}{} }
+
+// publish publishes the counts of the polls touched since the last time,
+// if it is time, or now with done.
+func (p *touchedPolls) publish(ctx context.Context, t *Tally, done bool) {
+	if !done && time.Since(p.published) < catchUpPublishEvery {
+		return
+	}
+	for id := range p.ids {
+		t.publish(ctx, id)
+	}
+	clear(p.ids)
+	p.published = time.Now()
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -172,8 +171,7 @@ func (t *Tally) catchUpDirect(ctx context.Context, end uint64, bs []*batcher, ob
 	var kept keptRecords        // the records of a batch, for observe
 	shardOf := map[string]int{} // poll ID → shard
 	next := uint64(1)           // the sequence of the next message of the batch
-	touched := map[string]struct{}{}
-	published := time.Now()
+	touched := newTouched()
 	var got []directMsg
 	for {
 		if got = d.in.take(ctx, got, catchUpIdle); got == nil {
@@ -237,7 +235,7 @@ func (t *Tally) catchUpDirect(ctx context.Context, end uint64, bs []*batcher, ob
 				t.applied.Add(float64(b.counted))
 				t.batches.Inc()
 				for id := range b.batch.Polls {
-					touched[id] = struct{}{}
+					touched.add(id)
 				}
 				b.reset(m.last)
 			}
@@ -245,13 +243,7 @@ func (t *Tally) catchUpDirect(ctx context.Context, end uint64, bs []*batcher, ob
 			t.direct.Store(mark)
 			t.catchingUp.Store(end - min(end, mark))
 			done := mark >= end
-			if done || time.Since(published) >= catchUpPublishEvery {
-				for id := range touched {
-					t.publish(ctx, id)
-				}
-				clear(touched)
-				published = time.Now()
-			}
+			touched.publish(ctx, t, done)
 			if done {
 				return counted, mark, nil
 			}

@@ -48,9 +48,9 @@ func TestRebuildAtStart(t *testing.T) {
 		}
 		m := NewMain(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})), io.Discard)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), testsvc.CPUTime()
 		err := m.Run(ctx)
-		took, cpu := time.Since(start), cpuTime()-cpu
+		took, cpu := time.Since(start), testsvc.CPUTime()-cpu
 		cancel()
 		if err != nil {
 			m.Close()
