@@ -551,13 +551,19 @@ func (s *Service) prepare(ctx context.Context, req *Request, now time.Time) *vot
 // publish sends prepared votes of one poll to the log as one message
 // without waiting for the ack: they share its future.
 func (s *Service) publish(ctx context.Context, vs []*vote) {
-	recs := make([]votelog.Record, len(vs))
-	size := 0
-	for i, v := range vs {
-		recs[i] = v.rec
-		size += v.rec.Size()
+	var data []byte
+	if len(vs) == 1 {
+		data = vs[0].rec.Append(make([]byte, 0, vs[0].rec.Size()))
+	} else {
+		recs := make([]votelog.Record, len(vs))
+		size := 0
+		for i, v := range vs {
+			recs[i] = v.rec
+			size += v.rec.Size()
+		}
+		data = votelog.AppendMessage(make([]byte, 0, size+8), recs)
 	}
-	msg := &nats.Msg{Subject: vs[0].subject, Data: votelog.AppendMessage(make([]byte, 0, size+8), recs)}
+	msg := &nats.Msg{Subject: vs[0].subject, Data: data}
 	var opts []jetstream.PublishOpt
 	if len(vs) == 1 && vs[0].msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(vs[0].msgID))

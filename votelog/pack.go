@@ -66,21 +66,6 @@ func (d *Decoder) Each(r *Record, data []byte, fn func(i int, err error) error) 
 	return nil
 }
 
-// Count returns how many votes a message says it holds: 1 for a single
-// vote (even a malformed one), a pack's declared count (which Each checks),
-// 0 for a pack that cannot say.
-func Count(data []byte) int {
-	if len(data) == 0 || data[0] != packVersion {
-		return 1
-	}
-	dec := decoder{b: data[1:]}
-	n := dec.uvarint()
-	if dec.err != nil || n == 0 || n > MaxPack {
-		return 0
-	}
-	return int(n)
-}
-
 // framing splits a pack into its votes' encodings.
 func framing(data []byte) ([][]byte, error) {
 	dec := decoder{b: data[1:]}
