@@ -21,17 +21,33 @@ const (
 // decodeJSON reads the request body into dst: at most limit bytes, one JSON
 // value, no unknown fields.
 func decodeJSON(c *gin.Context, limit int64, dst any) error {
+	body, err := readBody(c, limit)
+	if err != nil {
+		return err
+	}
+	return unmarshalBody(body, dst)
+}
+
+// readBody reads the request body: at most limit bytes, else
+// ErrBodyTooLarge.
+func readBody(c *gin.Context, limit int64) ([]byte, error) {
 	if c.Request.ContentLength > limit {
-		return poll.Errorf(poll.ErrBodyTooLarge, "request body is over %d bytes", limit)
+		return nil, poll.Errorf(poll.ErrBodyTooLarge, "request body is over %d bytes", limit)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return poll.Errorf(poll.ErrBodyTooLarge, "request body is over %d bytes", limit)
+			return nil, poll.Errorf(poll.ErrBodyTooLarge, "request body is over %d bytes", limit)
 		}
-		return poll.Errorf(poll.ErrBadRequest, "could not read the request body")
+		return nil, poll.Errorf(poll.ErrBadRequest, "could not read the request body")
 	}
+	return body, nil
+}
+
+// unmarshalBody decodes body into dst: one JSON value, no unknown fields,
+// else ErrBadRequest.
+func unmarshalBody(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

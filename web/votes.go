@@ -64,7 +64,7 @@ func referrerHost(given string, r *http.Request) string {
 
 func (s *server) vote(c *gin.Context) {
 	var in voteInput
-	if err := decodeJSON(c, maxBody, &in); err != nil {
+	if err := decodeVote(c, &in); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -95,10 +95,8 @@ type batchResult struct {
 }
 
 func (s *server) voteBatch(c *gin.Context) {
-	var in struct {
-		Votes []batchItem `json:"votes"`
-	}
-	if err := decodeJSON(c, maxBatchBody, &in); err != nil {
+	var in batchInput
+	if err := decodeBatch(c, &in); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -1,0 +1,271 @@
+// Package jsonscan reads the few JSON shapes on pollcast's hottest paths
+// (vote bodies, batches of votes, votes over a live socket) several times
+// faster than encoding/json, as a fast path in front of it.
+//
+// A Scanner understands a subset of JSON: objects, arrays, strings (with
+// every escape, and invalid UTF-8 coerced to U+FFFD exactly as
+// encoding/json does) and null. Whatever is outside the subset — numbers,
+// booleans, a malformed or truncated document — makes the method at hand
+// return ok == false, and the caller is expected to give up and decode the
+// whole input again with encoding/json, which then produces the value or
+// the exact error it always did. A Scanner therefore never reports errors
+// of its own: it only says "handled" or "not handled".
+//
+// Keys are returned raw; a key with an escape is "not handled", since it may
+// spell a known key in another way. Callers compare keys exactly and give up
+// on anything else, leaving case-insensitive matching and unknown-field
+// handling to encoding/json.
+package jsonscan
+
+import (
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Scanner reads one JSON document from a byte slice. The zero value is
+// empty; Reset gives it a document. A Scanner is not safe for concurrent use.
+type Scanner struct {
+	data []byte
+	pos  int
+	buf  []byte // unescaped strings
+}
+
+// Reset starts reading data from its beginning.
+func (s *Scanner) Reset(data []byte) {
+	s.data, s.pos = data, 0
+}
+
+// plain marks the bytes a string can hold as they are: everything but the
+// quote, the backslash, control characters and non-ASCII bytes (which need
+// a UTF-8 check).
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func (s *Scanner) skipSpace() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// Consume skips whitespace and consumes c if it comes next; it reports
+// whether it did.
+func (s *Scanner) Consume(c byte) bool {
+	s.skipSpace()
+	if s.pos < len(s.data) && s.data[s.pos] == c {
+		s.pos++
+		return true
+	}
+	return false
+}
+
+// End skips whitespace and reports whether the document ends there.
+func (s *Scanner) End() bool {
+	s.skipSpace()
+	return s.pos == len(s.data)
+}
+
+// Null skips whitespace and consumes the literal null if it comes next; it
+// reports whether it did. What follows is checked by the next call.
+func (s *Scanner) Null() bool {
+	s.skipSpace()
+	if len(s.data)-s.pos >= 4 && string(s.data[s.pos:s.pos+4]) == "null" {
+		s.pos += 4
+		return true
+	}
+	return false
+}
+
+// Member moves to member i of the object whose '{' was consumed (i counts
+// from 0): it consumes the ',' before it, its key and the ':' after the key.
+// It returns the raw key, or end == true once the object's '}' is consumed.
+func (s *Scanner) Member(i int) (key []byte, end, ok bool) {
+	s.skipSpace()
+	if s.pos >= len(s.data) {
+		return nil, false, false
+	}
+	switch c := s.data[s.pos]; {
+	case c == '}':
+		s.pos++
+		return nil, true, true
+	case i > 0 && c == ',':
+		s.pos++
+		s.skipSpace()
+	case i > 0:
+		return nil, false, false
+	}
+	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+		return nil, false, false
+	}
+	start := s.pos + 1
+	p := start
+	// A key with an escape may spell a known key, and one with a control
+	// character is invalid: both are not handled. Non-ASCII keys are
+	// returned raw: they never equal the ASCII names callers look for.
+	for p < len(s.data) && (plain[s.data[p]] || s.data[p] >= utf8.RuneSelf) {
+		p++
+	}
+	if p >= len(s.data) || s.data[p] != '"' {
+		return nil, false, false
+	}
+	key = s.data[start:p]
+	s.pos = p + 1
+	if !s.Consume(':') {
+		return nil, false, false
+	}
+	return key, false, true
+}
+
+// Element moves to element i of the array whose '[' was consumed (i counts
+// from 0): it consumes the ',' before it. It reports end == true once the
+// array's ']' is consumed.
+func (s *Scanner) Element(i int) (end, ok bool) {
+	s.skipSpace()
+	if s.pos >= len(s.data) {
+		return false, false
+	}
+	switch c := s.data[s.pos]; {
+	case c == ']':
+		s.pos++
+		return true, true
+	case i > 0 && c == ',':
+		s.pos++
+		return false, true
+	case i > 0:
+		return false, false
+	}
+	return false, true
+}
+
+// String skips whitespace and reads a string. The bytes it returns are its
+// value as encoding/json would decode it; they alias the document or the
+// Scanner's buffer and are valid until the next call. ok is false when no
+// well-formed string comes next.
+func (s *Scanner) String() (b []byte, ok bool) {
+	s.skipSpace()
+	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+		return nil, false
+	}
+	start := s.pos + 1
+	p := start
+	for p < len(s.data) && plain[s.data[p]] {
+		p++
+	}
+	if p < len(s.data) && s.data[p] == '"' {
+		s.pos = p + 1
+		return s.data[start:p], true
+	}
+	return s.slowString(start, p)
+}
+
+// slowString finishes a string that has escapes or non-ASCII bytes from p
+// on, the way encoding/json's unquote does: escapes decoded, a surrogate
+// pair joined, a lone surrogate escape and each byte of invalid UTF-8
+// replaced by U+FFFD.
+func (s *Scanner) slowString(start, p int) ([]byte, bool) {
+	d := s.data
+	b := append(s.buf[:0], d[start:p]...)
+	for {
+		if p >= len(d) {
+			return nil, false
+		}
+		c := d[p]
+		switch {
+		case c == '"':
+			s.pos = p + 1
+			s.buf = b
+			return b, true
+		case plain[c]:
+			b = append(b, c)
+			p++
+		case c == '\\':
+			if p+1 >= len(d) {
+				return nil, false
+			}
+			switch d[p+1] {
+			case '"', '\\', '/':
+				b = append(b, d[p+1])
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r := hex4(d, p+2)
+				if r < 0 {
+					return nil, false
+				}
+				p += 6
+				if utf16.IsSurrogate(r) {
+					if r2 := u4(d, p); r2 >= 0 {
+						if dec := utf16.DecodeRune(r, r2); dec != unicode.ReplacementChar {
+							b = utf8.AppendRune(b, dec)
+							p += 6
+							continue
+						}
+					}
+					r = unicode.ReplacementChar
+				}
+				b = utf8.AppendRune(b, r)
+				continue
+			default:
+				return nil, false
+			}
+			p += 2
+		case c < ' ':
+			return nil, false
+		default:
+			r, size := utf8.DecodeRune(d[p:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, "\uFFFD"...)
+			} else {
+				b = append(b, d[p:p+size]...)
+			}
+			p += size
+		}
+	}
+}
+
+// u4 decodes the escape \uXXXX at d[p:], or returns -1.
+func u4(d []byte, p int) rune {
+	if p+1 >= len(d) || d[p] != '\\' || d[p+1] != 'u' {
+		return -1
+	}
+	return hex4(d, p+2)
+}
+
+// hex4 decodes the four hex digits at d[p:], or returns -1.
+func hex4(d []byte, p int) rune {
+	if p+4 > len(d) {
+		return -1
+	}
+	var r rune
+	for _, c := range d[p : p+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}

@@ -1,0 +1,240 @@
+package web
+
+import (
+	"bytes"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/pollcast/pollcast/internal/jsonscan"
+)
+
+// The vote and batch bodies are the hottest JSON pollcast reads. They are
+// decoded by a fast path (jsonscan) that handles the well-formed bodies
+// clients send — the keys exactly as documented, strings, arrays of
+// strings, null — and gives up on anything else: then the body is decoded
+// again by unmarshalBody (encoding/json), which gives the value or the
+// exact error it always gave. The fast path never accepts what
+// encoding/json rejects and produces the same values when both accept;
+// FuzzDecodeVote and FuzzDecodeBatch compare the two on arbitrary input.
+
+// batchInput is the body of POST /v1/votes/batch.
+type batchInput struct {
+	Votes []batchItem `json:"votes"`
+}
+
+// decodeVote reads the body of a single vote into in like decodeJSON would.
+func decodeVote(c *gin.Context, in *voteInput) error {
+	body, err := readBody(c, maxBody)
+	if err != nil {
+		return err
+	}
+	return unmarshalVote(body, in)
+}
+
+// decodeBatch reads the body of a batch of votes into in like decodeJSON
+// would.
+func decodeBatch(c *gin.Context, in *batchInput) error {
+	body, err := readBody(c, maxBatchBody)
+	if err != nil {
+		return err
+	}
+	return unmarshalBatch(body, in)
+}
+
+func unmarshalVote(body []byte, in *voteInput) error {
+	var s jsonscan.Scanner
+	s.Reset(body)
+	if scanVote(&s, in) {
+		return nil
+	}
+	*in = voteInput{}
+	return unmarshalBody(body, in)
+}
+
+func unmarshalBatch(body []byte, in *batchInput) error {
+	var s jsonscan.Scanner
+	s.Reset(body)
+	if scanBatch(&s, body, in) {
+		return nil
+	}
+	*in = batchInput{}
+	return unmarshalBody(body, in)
+}
+
+// scanVote is the fast path of unmarshalVote: it reports whether it
+// handled the body.
+func scanVote(s *jsonscan.Scanner, in *voteInput) bool {
+	if !s.Consume('{') {
+		return false
+	}
+	for i := 0; ; i++ {
+		key, end, ok := s.Member(i)
+		if !ok {
+			return false
+		}
+		if end {
+			return s.End()
+		}
+		switch string(key) {
+		case "options":
+			in.Options, ok = scanOptions(s, nil, nil)
+		case "voter":
+			ok = scanString(s, &in.Voter, "")
+		case "idempotency_key":
+			ok = scanString(s, &in.IdempotencyKey, "")
+		case "referrer":
+			ok = scanString(s, &in.Referrer, "")
+		default:
+			return false // unknown, or a known key spelt in another case
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// scanBatch is the fast path of unmarshalBatch: it reports whether it
+// handled the body.
+func scanBatch(s *jsonscan.Scanner, body []byte, in *batchInput) bool {
+	if !s.Consume('{') {
+		return false
+	}
+	for i := 0; ; i++ {
+		key, end, ok := s.Member(i)
+		if !ok {
+			return false
+		}
+		if end {
+			return s.End()
+		}
+		// A second "votes" would be decoded into the first one's
+		// elements by encoding/json: not handled.
+		if string(key) != "votes" || in.Votes != nil || !s.Consume('[') {
+			return false
+		}
+		// Each vote is an object: the count of '{' bounds the votes.
+		n := min(bytes.Count(body, []byte{'{'}), maxBatchVotes+1)
+		votes := make([]batchItem, 0, n)
+		// The votes' options share backing arrays.
+		opts := make([]string, 0, n)
+		var prev *batchItem
+		for j := 0; ; j++ {
+			end, ok := s.Element(j)
+			if !ok {
+				return false
+			}
+			if end {
+				break
+			}
+			votes = append(votes, batchItem{})
+			v := &votes[len(votes)-1]
+			if !scanBatchItem(s, v, prev, &opts) {
+				return false
+			}
+			prev = v
+		}
+		in.Votes = votes
+	}
+}
+
+// scanBatchItem reads one vote of a batch into v. Strings equal to those
+// of the vote before, prev (nil for the first vote), are shared with it.
+// The options are appended to *opts when there is room.
+func scanBatchItem(s *jsonscan.Scanner, v, prev *batchItem, opts *[]string) bool {
+	if !s.Consume('{') {
+		return false
+	}
+	var p batchItem
+	if prev != nil {
+		p = *prev
+	}
+	for i := 0; ; i++ {
+		key, end, ok := s.Member(i)
+		if !ok {
+			return false
+		}
+		if end {
+			return true
+		}
+		switch string(key) {
+		case "poll_id":
+			ok = scanString(s, &v.PollID, p.PollID)
+		case "options":
+			var o []string
+			o, ok = scanOptions(s, p.Options, *opts)
+			if ok && o != nil {
+				v.Options = o[len(*opts):len(o):len(o)]
+				*opts = o
+			} else {
+				v.Options = nil
+			}
+		case "voter":
+			ok = scanString(s, &v.Voter, "")
+		case "idempotency_key":
+			ok = scanString(s, &v.IdempotencyKey, "")
+		case "referrer":
+			ok = scanString(s, &v.Referrer, p.Referrer)
+		case "ip":
+			ok = scanString(s, &v.IP, p.IP)
+		default:
+			return false // unknown, or a known key spelt in another case
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// scanString reads a string or null into *dst: null leaves *dst as it is,
+// as encoding/json does. A value equal to same is stored as same, without
+// a copy.
+func scanString(s *jsonscan.Scanner, dst *string, same string) bool {
+	if s.Null() {
+		return true
+	}
+	b, ok := s.String()
+	if !ok {
+		return false
+	}
+	if string(b) == same {
+		*dst = same
+	} else {
+		*dst = string(b)
+	}
+	return true
+}
+
+// scanOptions reads an array of strings, appending its elements to dst, or
+// null, which gives nil, as encoding/json sets a slice to nil for null. An
+// empty array gives an empty slice that is not nil. Element i equal to
+// same[i] is stored as same[i], without a copy. A null element is not
+// handled (encoding/json would leave what a slice's spare capacity held).
+func scanOptions(s *jsonscan.Scanner, same, dst []string) ([]string, bool) {
+	if s.Null() {
+		return nil, true
+	}
+	if !s.Consume('[') {
+		return nil, false
+	}
+	if dst == nil {
+		dst = make([]string, 0, 1)
+	}
+	for i := 0; ; i++ {
+		end, ok := s.Element(i)
+		if !ok {
+			return nil, false
+		}
+		if end {
+			return dst, true
+		}
+		b, ok := s.String()
+		if !ok {
+			return nil, false
+		}
+		if i < len(same) && string(b) == same[i] {
+			dst = append(dst, same[i])
+		} else {
+			dst = append(dst, string(b))
+		}
+	}
+}
