@@ -83,16 +83,19 @@ func (v *viewer) postPoll(m *outMsg) {
 	v.signal()
 }
 
-// reply queues an answer to the client; a client that lets answers pile
-// up is too slow and is closed.
-func (v *viewer) reply(m *outMsg) {
-	select {
-	case v.replies <- m:
-		if v.kick != nil {
-			v.kick()
+// reply queues answers to the client, to be written together; a client
+// that lets answers pile up is too slow and is closed.
+func (v *viewer) reply(ms ...*outMsg) {
+	for _, m := range ms {
+		select {
+		case v.replies <- m:
+		default:
+			v.slow(errors.New("too many answers waiting to be written"))
+			return
 		}
-	default:
-		v.slow(errors.New("too many answers waiting to be written"))
+	}
+	if v.kick != nil {
+		v.kick()
 	}
 }
 

@@ -47,7 +47,8 @@ const maxPendingVotes = 8
 // waits for, and the request, its handler's stack and its buffers are not
 // kept for the life of the connection (a third of what a viewer cost).
 func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID string, v Viewer) {
-	c, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	c, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the caller checked the Origin against the poll's allowed origins
 		CompressionMode:    websocket.CompressionDisabled,
 	})
@@ -61,7 +62,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 
 	vw := newViewer(v)
-	wr := newWSWriter(h, c, cancel, pollID, vw)
+	wr := newWSWriter(h, c, sb.conn, cancel, pollID, vw)
 	if err := h.join(ctx, pollID, vw); err != nil {
 		wr.stop(false) // nothing more is written: the connection is closed here
 		code, reason := websocket.StatusGoingAway, "server shutting down"
@@ -124,6 +125,7 @@ func (h *Hub) serveConn(ctx context.Context, cancel context.CancelFunc, c *webso
 type wsWriter struct {
 	h      *Hub
 	c      *websocket.Conn
+	conn   *heldConn // what c writes to
 	cancel context.CancelFunc
 	pollID string
 	vw     *viewer
@@ -140,8 +142,8 @@ type wsWriter struct {
 	done    bool        // under mu: the connection is ended; nothing more is written
 }
 
-func newWSWriter(h *Hub, c *websocket.Conn, cancel context.CancelFunc, pollID string, vw *viewer) *wsWriter {
-	w := &wsWriter{h: h, c: c, cancel: cancel, pollID: pollID, vw: vw}
+func newWSWriter(h *Hub, c *websocket.Conn, conn *heldConn, cancel context.CancelFunc, pollID string, vw *viewer) *wsWriter {
+	w := &wsWriter{h: h, c: c, conn: conn, cancel: cancel, pollID: pollID, vw: vw}
 	w.stuck = time.AfterFunc(time.Hour, func() { _ = c.CloseNow() })
 	w.stuck.Stop()
 	w.send = h.sender(vw, w.write)
@@ -174,7 +176,8 @@ func (w *wsWriter) run() {
 	}
 }
 
-// flush writes what is pending, or ends the connection of a closed viewer.
+// flush writes what is pending, in one system call, or ends the
+// connection of a closed viewer.
 func (w *wsWriter) flush() {
 	select {
 	case <-w.vw.closed:
@@ -182,9 +185,25 @@ func (w *wsWriter) flush() {
 		return
 	default:
 	}
-	if !w.vw.writePending(w.send, &w.last) {
+	w.conn.hold()
+	ok := w.vw.writePending(w.send, &w.last)
+	if err := w.release(); err != nil && ok {
+		w.vw.slow(fmt.Errorf("write: %w", err))
+		ok = false
+	}
+	if !ok {
 		w.end()
 	}
+}
+
+// release writes what flush held, bounded by the write timeout.
+func (w *wsWriter) release() error {
+	w.stuck.Reset(w.h.cfg.WriteTimeout)
+	err := w.conn.release()
+	if !w.stuck.Stop() && err == nil {
+		err = errWriteTimeout
+	}
+	return err
 }
 
 func (w *wsWriter) write(m *outMsg) error {
@@ -291,6 +310,7 @@ func (h *Hub) readLoop(ctx context.Context, c *websocket.Conn, vw *viewer, votes
 // queues their answers for the writer.
 func (h *Hub) voteLoop(ctx context.Context, vw *viewer, votes <-chan VoteMessage, batch int, cast func(context.Context, []VoteMessage) []VoteReply) {
 	ms := make([]VoteMessage, 0, batch)
+	answers := make([]*outMsg, 0, batch)
 	for {
 		select {
 		case <-ctx.Done():
@@ -311,15 +331,18 @@ func (h *Hub) voteLoop(ctx context.Context, vw *viewer, votes <-chan VoteMessage
 			return // the connection is gone: nobody to answer
 		}
 		accepted := false
+		answers = answers[:0]
 		for i, m := range ms {
 			rep := VoteReply{Status: http.StatusInternalServerError, Code: "internal", Detail: "no answer for this vote"}
 			if i < len(reps) {
 				rep = reps[i]
 			}
-			vw.reply(encode("vote_result", voteResult{Type: "vote_result", Ref: m.Ref, Status: rep.Status,
+			answers = append(answers, encode("vote_result", voteResult{Type: "vote_result", Ref: m.Ref, Status: rep.Status,
 				VoteID: rep.VoteID, Code: rep.Code, Detail: rep.Detail}))
 			accepted = accepted || rep.Status == http.StatusAccepted
 		}
+		vw.reply(answers...) // written together: one system call for the lot
+		clear(answers)
 		if accepted && !vw.voted.Swap(true) {
 			vw.topic.refresh(vw) // after_vote: results are visible now
 		}
