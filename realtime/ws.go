@@ -2,7 +2,6 @@ package realtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -282,7 +281,7 @@ func (h *Hub) readLoop(ctx context.Context, c *websocket.Conn, vw *viewer, votes
 			return
 		}
 		var in inbound
-		if typ != websocket.MessageText || json.Unmarshal(data, &in) != nil {
+		if typ != websocket.MessageText || decodeInbound(data, &in) != nil {
 			vw.reply(encode("error", errorMessage{Type: "error", Code: "bad_request",
 				Detail: `send JSON text messages such as {"type":"vote","ref":"1","options":["a"]}`}))
 			continue

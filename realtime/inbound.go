@@ -1,0 +1,109 @@
+package realtime
+
+import (
+	"encoding/json"
+
+	"github.com/pollcast/pollcast/internal/jsonscan"
+)
+
+// decodeInbound decodes a client's message into in exactly as
+// json.Unmarshal would, and several times faster for the messages clients
+// send: a fast path (jsonscan) handles objects with the documented keys
+// spelt as documented, strings, arrays of strings and null; anything else
+// (another key, an escape in a key, a number, ...) is decoded again by
+// json.Unmarshal, which gives the value or the error it always gave.
+// FuzzDecodeInbound compares the two on arbitrary input.
+func decodeInbound(data []byte, in *inbound) error {
+	var s jsonscan.Scanner
+	s.Reset(data)
+	if scanInbound(&s, in) {
+		return nil
+	}
+	// A variable of its own, so that only this path moves one to the heap.
+	var slow inbound
+	err := json.Unmarshal(data, &slow)
+	*in = slow
+	return err
+}
+
+// scanInbound is the fast path of decodeInbound: it reports whether it
+// handled data.
+func scanInbound(s *jsonscan.Scanner, in *inbound) bool {
+	if !s.Consume('{') {
+		return false
+	}
+	for i := 0; ; i++ {
+		key, end, ok := s.Member(i)
+		if !ok {
+			return false
+		}
+		if end {
+			return s.End()
+		}
+		switch string(key) {
+		case "type":
+			ok = scanString(s, &in.Type, "vote")
+		case "ref":
+			ok = scanString(s, &in.Ref, "")
+		case "options":
+			in.Options, ok = scanStrings(s)
+		case "voter":
+			ok = scanString(s, &in.Voter, "")
+		case "idempotency_key":
+			ok = scanString(s, &in.IdempotencyKey, "")
+		default:
+			// json.Unmarshal ignores unknown keys, but it also matches
+			// known ones in any case: not handled.
+			return false
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// scanString reads a string or null into *dst: null leaves *dst as it is,
+// as json.Unmarshal does. A value equal to same is stored as same, without
+// a copy.
+func scanString(s *jsonscan.Scanner, dst *string, same string) bool {
+	if s.Null() {
+		return true
+	}
+	b, ok := s.String()
+	if !ok {
+		return false
+	}
+	if string(b) == same {
+		*dst = same
+	} else {
+		*dst = string(b)
+	}
+	return true
+}
+
+// scanStrings reads an array of strings, or null, which gives nil as
+// json.Unmarshal sets a slice to nil for null. An empty array gives an
+// empty slice that is not nil. A null element is not handled.
+func scanStrings(s *jsonscan.Scanner) ([]string, bool) {
+	if s.Null() {
+		return nil, true
+	}
+	if !s.Consume('[') {
+		return nil, false
+	}
+	out := make([]string, 0, 1)
+	for i := 0; ; i++ {
+		end, ok := s.Element(i)
+		if !ok {
+			return nil, false
+		}
+		if end {
+			return out, true
+		}
+		b, ok := s.String()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, string(b))
+	}
+}
