@@ -45,6 +45,11 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzEachMessage$$' -fuzztime=$(FUZZTIME) ./votelog
 	$(GO) test -run='^$$' -fuzz='^FuzzVoteRequest$$' -fuzztime=$(FUZZTIME) ./cmd/pollcast
 	$(GO) test -run='^$$' -fuzz='^FuzzCreatePoll$$' -fuzztime=$(FUZZTIME) ./cmd/pollcast
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeVote$$' -fuzztime=$(FUZZTIME) ./web
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./web
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeInbound$$' -fuzztime=$(FUZZTIME) ./realtime
+	$(GO) test -run='^$$' -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/jsonscan
+	$(GO) test -run='^$$' -fuzz='^FuzzMembers$$' -fuzztime=$(FUZZTIME) ./internal/jsonscan
 
 ## lint: gofmt and go vet must be clean, and eslint on the JavaScript (lint-js)
 lint: lint-js

@@ -1,0 +1,97 @@
+package jsonscan
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// FuzzString: String decodes every JSON string exactly as encoding/json
+// does (escapes, surrogates, invalid UTF-8), and handles no document
+// encoding/json rejects.
+func FuzzString(f *testing.F) {
+	for _, s := range []string{
+		`""`, `"a"`, ` "bench-5f0c9d2e-1" `, `"\"\\\/\b\f\n\r\t"`, `"\u00e9\u20AC\ud83d\ude00"`,
+		`"\ud83d"`, `"\ud83dx"`, `"\ude00\ud83d"`, `"\ud83d\u0041"`, `"\ud83d\ud83d\ude00"`, `"\ud83d\u12"`,
+		`"\u12"`, `"\uzzzz"`, `"\'"`, `"\x"`, `"\`, `"a`, `a"`, `"a"b`, `"a" "b"`, `null`,
+		"\"a\tb\"", "\"a\x7fb\"", "\"\xff\xfe\"", "\"\xed\xa0\x80\"", "\"caf\xc3\xa9 \xe2\x82\xac\"", "\"\xc3\"",
+		"\"\xf0\x9f\x98\"", "\"\xc3\xa9\\n\xff\"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var want string
+		wantErr := json.Unmarshal(data, &want)
+		isString := wantErr == nil && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte{'"'})
+		var s Scanner
+		s.Reset(data)
+		b, ok := s.String()
+		ok = ok && s.End()
+		switch {
+		case ok && wantErr != nil:
+			t.Fatalf("%q: handled as %q, encoding/json: %v", data, b, wantErr)
+		case ok && string(b) != want:
+			t.Fatalf("%q: %q, encoding/json %q", data, b, want)
+		case !ok && isString:
+			t.Fatalf("%q: not handled, encoding/json decodes %q", data, want)
+		}
+	})
+}
+
+// FuzzMembers: walking any document as an object of strings never
+// accepts what encoding/json rejects.
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{"a":"b"}`, `{"a":"b","c":["d",null]}`, `{"a":"b",}`, `{,}`, `{"a" "b"}`, `{"a":["b",]}`,
+		`{"a":[,]}`, `{"a":[]}`, `{"a":null}`, `{"a":nul}`, `{"a":nulll}`, `{"\u0061":"b"}`, "{\"\x01\":\"b\"}",
+		"{\"\xff\":\"b\"}", `{"a":"b"}x`, `{"a":"b"}}`, `[`, `{"a":`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var s Scanner
+		s.Reset(data)
+		if walkObject(&s) && s.End() && !json.Valid(data) {
+			t.Fatalf("%q: handled, but not valid JSON", data)
+		}
+	})
+}
+
+// walkObject reads an object whose values are strings, null or arrays of
+// strings and null.
+func walkObject(s *Scanner) bool {
+	if !s.Consume('{') {
+		return false
+	}
+	for i := 0; ; i++ {
+		_, end, ok := s.Member(i)
+		if !ok {
+			return false
+		}
+		if end {
+			return true
+		}
+		switch {
+		case s.Null():
+		case s.Consume('['):
+			for j := 0; ; j++ {
+				end, ok := s.Element(j)
+				if !ok {
+					return false
+				}
+				if end {
+					break
+				}
+				if !s.Null() {
+					if _, ok := s.String(); !ok {
+						return false
+					}
+				}
+			}
+		default:
+			if _, ok := s.String(); !ok {
+				return false
+			}
+		}
+	}
+}
