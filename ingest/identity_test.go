@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"strings"
 	"testing"
 )
@@ -25,5 +27,32 @@ func TestParseVoteID(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(100, func() { _, _ = parseVoteID(s) }); a != 0 {
 		t.Fatalf("parseVoteID allocates %v times", a)
+	}
+}
+
+// BenchmarkSum16: the keyed hash behind every voter key and idempotency key.
+func BenchmarkSum16(b *testing.B) {
+	h := newHasher([]byte("0123456789abcdef0123456789abcdef"))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = h.sum16("device", "k7Hq2mPz9c12", "v-1234567890-abcdefgh")
+	}
+}
+
+// TestSum16IsHMAC: voter keys are written to the log, so the hash must
+// stay HMAC-SHA256 of the parts joined by 0 bytes, whatever the buffers.
+func TestSum16IsHMAC(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	h := newHasher(secret)
+	for _, c := range [][3]string{{"device", "p1", "v1"}, {"ip", "pollpollpoll", "10.0.0.0/24"}, {"idem", "", ""}, {"token", "p", string(make([]byte, 5000))}} {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(c[0] + "\x00" + c[1] + "\x00" + c[2]))
+		var want [16]byte
+		copy(want[:], m.Sum(nil))
+		for range 2 {
+			if got := h.sum16(c[0], c[1], c[2]); got != want {
+				t.Fatalf("%q: %x, want %x", c, got, want)
+			}
+		}
 	}
 }
