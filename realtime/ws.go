@@ -175,7 +175,7 @@ func (w *wsWriter) run() {
 	}
 }
 
-// flush writes what is pending, in one system call, or ends the
+// flush writes what is pending, answers in one system call, or ends the
 // connection of a closed viewer.
 func (w *wsWriter) flush() {
 	select {
@@ -184,11 +184,18 @@ func (w *wsWriter) flush() {
 		return
 	default:
 	}
-	w.conn.hold()
+	// Answers to votes come several at a time; a viewer that only watches
+	// has one message to write, which needs no holding.
+	held := len(w.vw.replies) > 0
+	if held {
+		w.conn.hold()
+	}
 	ok := w.vw.writePending(w.send, &w.last)
-	if err := w.release(); err != nil && ok {
-		w.vw.slow(fmt.Errorf("write: %w", err))
-		ok = false
+	if held {
+		if err := w.release(); err != nil && ok {
+			w.vw.slow(fmt.Errorf("write: %w", err))
+			ok = false
+		}
 	}
 	if !ok {
 		w.end()
