@@ -196,3 +196,69 @@ func TestClickHouseMigration0002(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteMigration0003: rows stored before polls and profiles keep every
+// value and count once, and new votes of the same poll and profile share
+// their ids.
+func TestSQLiteMigration0003(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "analytics.db")
+	old, err := openSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.migrateTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range append(fixture(), packFixture()...) {
+		opts, _ := json.Marshal(v.Options)
+		if _, err := old.db.ExecContext(ctx, `INSERT INTO votes (seq, idx, vote_id, poll_id, options, time, region, country, device, referrer)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, v.Seq, v.Idx, v.VoteID, v.PollID, string(opts), v.Time.Unix(), v.Region, v.Country, v.Device, v.Referrer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := []Vote{}
+	for _, v := range fixture() {
+		if v.PollID == "p" {
+			want = append(want, v)
+		}
+	}
+	if got := exportAll(t, s, "p"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("export after migrating:\n got %+v\nwant %+v", got, want)
+	}
+	checkPack(t, s)
+	if seq, err := s.LastSeq(ctx); err != nil || seq != 8 {
+		t.Fatalf("LastSeq = %d, %v; want 8", seq, err)
+	}
+	// A replay stores nothing twice; a new vote like an old one shares its
+	// poll and profile.
+	if err := s.Insert(ctx, append(packFixture(), Vote{Seq: 9, VoteID: "w5", PollID: "pk", Options: []string{"b"}, Time: t0,
+		Region: "eu", Country: "FR", Device: "desktop"})); err != nil {
+		t.Fatal(err)
+	}
+	var polls, profiles, votes int
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM polls), (SELECT count(*) FROM profiles), (SELECT count(*) FROM votes)`).Scan(&polls, &profiles, &votes); err != nil {
+		t.Fatal(err)
+	}
+	if polls != 3 || profiles != 9 || votes != 11 {
+		t.Fatalf("%d polls, %d profiles, %d votes; want 3, 9, 11", polls, profiles, votes)
+	}
+	rows, err := s.Breakdown(ctx, "pk", ByDevice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Row{
+		{Key: "mobile", Votes: 3, ByOption: map[string]int64{"a": 3, "b": 1}},
+		{Key: "desktop", Votes: 2, ByOption: map[string]int64{"b": 2}},
+		{Key: "bot", Votes: 1, ByOption: map[string]int64{"b": 1}},
+	}; !reflect.DeepEqual(rows, want) {
+		t.Fatalf("by device:\n got %+v\nwant %+v", rows, want)
+	}
+}

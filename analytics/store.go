@@ -137,6 +137,15 @@ func (b *timelineBuilder) votes(t, n int64) {
 	b.points = append(b.points, Point{T: time.Unix(t, 0).UTC(), Votes: n, ByOption: map[string]int64{}})
 }
 
+// add counts n more votes at t, which is at or after every t before.
+func (b *timelineBuilder) add(t, n int64) {
+	if i, ok := b.index[t]; ok {
+		b.points[i].Votes += n
+		return
+	}
+	b.votes(t, n)
+}
+
 func (b *timelineBuilder) option(t int64, o string, n int64) {
 	if i, ok := b.index[t]; ok {
 		b.points[i].ByOption[o] += n

@@ -3,11 +3,14 @@ package analytics
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
@@ -18,6 +21,11 @@ import (
 // votes come from several nodes or regions, or run to hundreds of millions.
 type SQLiteStore struct {
 	db *sql.DB
+
+	mu       sync.Mutex       // held by Insert
+	polls    map[string]int64 // poll_id to polls.id, as stored
+	profiles map[string]int64 // profileID's key to profiles.id, as stored
+	key      []byte           // profileID's
 }
 
 var _ Store = (*SQLiteStore)(nil)
@@ -121,12 +129,32 @@ func (s *SQLiteStore) LastSeq(ctx context.Context) (uint64, error) {
 }
 
 // Insert implements Store: one transaction; a stored (Seq, Idx) is ignored.
-func (s *SQLiteStore) Insert(ctx context.Context, votes []Vote) error {
+//
+// A row carries the ids of its poll (polls) and of its profile (profiles:
+// options, region, country, device, referrer), which the store keeps in
+// memory once it has looked them up or added them: an insert binds one
+// text and five integers per vote. Insert calls run one at a time.
+func (s *SQLiteStore) Insert(ctx context.Context, votes []Vote) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.polls)+len(s.profiles) > sqliteCacheMax {
+		s.polls, s.profiles = nil, nil
+	}
+	if s.polls == nil {
+		s.polls, s.profiles = map[string]int64{}, map[string]int64{}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("analytics: insert: %w", err)
 	}
-	defer tx.Rollback()
+	defer func() {
+		if err != nil {
+			// Ids added by a transaction rolled back may be given to
+			// other values later: forget every id.
+			s.polls, s.profiles = nil, nil
+			tx.Rollback()
+		}
+	}()
 	// Rows go in sqliteInsertRows at a time, one statement each: a row per
 	// statement spent more in database/sql than in SQLite.
 	var full *sql.Stmt
@@ -136,8 +164,15 @@ func (s *SQLiteStore) Insert(ctx context.Context, votes []Vote) error {
 		args = args[:0]
 		for i := range votes[:n] {
 			v := &votes[i]
-			opts, _ := json.Marshal(v.Options)
-			args = append(args, int64(v.Seq), int64(v.Idx), v.VoteID, v.PollID, string(opts), v.Time.Unix(), v.Region, v.Country, v.Device, v.Referrer)
+			poll, err := s.pollID(ctx, tx, v.PollID)
+			if err != nil {
+				return err
+			}
+			profile, err := s.profileID(ctx, tx, v)
+			if err != nil {
+				return err
+			}
+			args = append(args, int64(v.Seq), int64(v.Idx), v.VoteID, poll, v.Time.Unix(), profile)
 		}
 		stmt := full
 		if n < sqliteInsertRows || full == nil {
@@ -165,95 +200,171 @@ const (
 	// (sqliteInsertCols parameters each, far under SQLite's limit of
 	// 32,766).
 	sqliteInsertRows = 100
-	sqliteInsertCols = 10
+	sqliteInsertCols = 6
+	// sqliteCacheMax is the most poll and profile ids the store keeps in
+	// memory; past it, Insert starts again from none.
+	sqliteCacheMax = 100_000
 )
 
 // sqliteInsert is the INSERT statement of n rows.
 func sqliteInsert(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT OR IGNORE INTO votes (seq, idx, vote_id, poll_id, options, time, region, country, device, referrer) VALUES `)
+	b.WriteString(`INSERT OR IGNORE INTO votes (seq, idx, vote_id, poll, time, profile) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?)")
 	}
 	return b.String()
 }
 
-// Timeline implements Store.
+// pollID returns the id of a poll in polls, adding it in tx when missing.
+func (s *SQLiteStore) pollID(ctx context.Context, tx *sql.Tx, pollID string) (int64, error) {
+	if id, ok := s.polls[pollID]; ok {
+		return id, nil
+	}
+	id, err := lookupOrAdd(ctx, tx, `SELECT id FROM polls WHERE poll_id = ?`,
+		`INSERT INTO polls (poll_id) VALUES (?) RETURNING id`, pollID)
+	if err != nil {
+		return 0, err
+	}
+	s.polls[pollID] = id
+	return id, nil
+}
+
+// profileID returns the id of a vote's profile in profiles, adding it in tx
+// when missing.
+func (s *SQLiteStore) profileID(ctx context.Context, tx *sql.Tx, v *Vote) (int64, error) {
+	// The cache's key holds every value of the profile, each after its
+	// length, so that two profiles never share a key.
+	k := s.key[:0]
+	if v.Options == nil {
+		k = append(k, 0) // stored as JSON null, as json.Marshal writes it
+	} else {
+		k = binary.AppendUvarint(k, uint64(len(v.Options))+1)
+		for _, o := range v.Options {
+			k = binary.AppendUvarint(k, uint64(len(o)))
+			k = append(k, o...)
+		}
+	}
+	for _, f := range [...]string{v.Region, v.Country, v.Device, v.Referrer} {
+		k = binary.AppendUvarint(k, uint64(len(f)))
+		k = append(k, f...)
+	}
+	s.key = k
+	if id, ok := s.profiles[string(k)]; ok {
+		return id, nil
+	}
+	opts, err := json.Marshal(v.Options)
+	if err != nil {
+		return 0, fmt.Errorf("analytics: insert: %w", err)
+	}
+	id, err := lookupOrAdd(ctx, tx,
+		`SELECT id FROM profiles WHERE options = ? AND region = ? AND country = ? AND device = ? AND referrer = ?`,
+		`INSERT INTO profiles (options, region, country, device, referrer) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		string(opts), v.Region, v.Country, v.Device, v.Referrer)
+	if err != nil {
+		return 0, err
+	}
+	s.profiles[string(k)] = id
+	return id, nil
+}
+
+// lookupOrAdd returns the id that lookup finds, or that add returns when
+// lookup finds none, both given args.
+func lookupOrAdd(ctx context.Context, tx *sql.Tx, lookup, add string, args ...any) (int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, lookup, args...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, add, args...).Scan(&id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("analytics: insert: %w", err)
+	}
+	return id, nil
+}
+
+// sqlitePoll is the condition on votes of one poll, given its poll_id.
+const sqlitePoll = `poll = (SELECT id FROM polls WHERE poll_id = ?)`
+
+// Timeline implements Store. Votes are counted by step and profile, then
+// each profile's count goes to each of its options.
 func (s *SQLiteStore) Timeline(ctx context.Context, pollID string, from, to time.Time, step time.Duration) ([]Point, error) {
 	sec := int64(step / time.Second)
-	args := []any{sec, sec, pollID, from.Unix(), to.Unix()}
-	const where = ` WHERE poll_id = ? AND time >= ? AND time < ? `
 	var b timelineBuilder
-	err := s.query(ctx, `SELECT (time / ?) * ? AS t, count(*) FROM votes`+where+`GROUP BY t ORDER BY t`, args, func(r *sql.Rows) error {
-		var t, n int64
-		if err := r.Scan(&t, &n); err != nil {
-			return err
-		}
-		b.votes(t, n)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = s.query(ctx, `SELECT (time / ?) * ? AS t, j.value, count(*) FROM votes, json_each(votes.options) AS j`+where+`GROUP BY t, j.value`, args, func(r *sql.Rows) error {
-		var t, n int64
-		var o string
-		if err := r.Scan(&t, &o, &n); err != nil {
-			return err
-		}
-		b.option(t, o, n)
-		return nil
-	})
+	var opts []string
+	err := s.query(ctx, `SELECT c.t, p.options, c.n FROM (
+			SELECT (time / ?) * ? AS t, profile, count(*) AS n FROM votes
+			WHERE `+sqlitePoll+` AND time >= ? AND time < ? GROUP BY t, profile
+		) AS c JOIN profiles p ON p.id = c.profile ORDER BY c.t`,
+		[]any{sec, sec, pollID, from.Unix(), to.Unix()}, func(r *sql.Rows) error {
+			var t, n int64
+			var o []byte
+			if err := r.Scan(&t, &o, &n); err != nil {
+				return err
+			}
+			if err := decodeOptions(o, &opts); err != nil {
+				return err
+			}
+			b.add(t, n)
+			for _, o := range opts {
+				b.option(t, o, n)
+			}
+			return nil
+		})
 	return b.points, err
 }
 
-// Breakdown implements Store.
+// Breakdown implements Store. Votes are counted by profile, then each
+// profile's count goes to its value of by and to each of its options.
 func (s *SQLiteStore) Breakdown(ctx context.Context, pollID string, by Dimension) ([]Row, error) {
 	if _, err := ParseDimension(string(by)); err != nil {
 		return nil, err
 	}
-	col := string(by) // one of four column names
+	col := string(by) // one of four column names of profiles
 	var b breakdownBuilder
-	err := s.query(ctx, `SELECT `+col+`, count(*) FROM votes WHERE poll_id = ? GROUP BY `+col, []any{pollID}, func(r *sql.Rows) error {
+	var opts []string
+	err := s.query(ctx, `SELECT p.`+col+`, p.options, c.n FROM (
+			SELECT profile, count(*) AS n FROM votes WHERE `+sqlitePoll+` GROUP BY profile
+		) AS c JOIN profiles p ON p.id = c.profile`, []any{pollID}, func(r *sql.Rows) error {
 		var k string
-		var n int64
-		if err := r.Scan(&k, &n); err != nil {
-			return err
-		}
-		b.votes(k, n)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = s.query(ctx, `SELECT `+col+`, j.value, count(*) FROM votes, json_each(votes.options) AS j
-		WHERE poll_id = ? GROUP BY `+col+`, j.value`, []any{pollID}, func(r *sql.Rows) error {
-		var k, o string
+		var o []byte
 		var n int64
 		if err := r.Scan(&k, &o, &n); err != nil {
 			return err
 		}
-		b.option(k, o, n)
+		if err := decodeOptions(o, &opts); err != nil {
+			return err
+		}
+		b.votes(k, n)
+		for _, o := range opts {
+			b.option(k, o, n)
+		}
 		return nil
 	})
 	return b.result(), err
 }
 
+// decodeOptions decodes a JSON array of options into *opts, reusing it.
+func decodeOptions(data []byte, opts *[]string) error {
+	*opts = (*opts)[:0]
+	return json.Unmarshal(data, opts)
+}
+
 // Export implements Store.
 func (s *SQLiteStore) Export(ctx context.Context, pollID string, fn func(*Vote) error) error {
 	var v Vote
-	var opts string
+	var opts []byte
 	var t, seq, idx int64
-	return s.query(ctx, `SELECT seq, idx, vote_id, poll_id, options, time, region, country, device, referrer
-		FROM votes WHERE poll_id = ? ORDER BY seq, idx`, []any{pollID}, func(r *sql.Rows) error {
-		if err := r.Scan(&seq, &idx, &v.VoteID, &v.PollID, &opts, &t, &v.Region, &v.Country, &v.Device, &v.Referrer); err != nil {
+	return s.query(ctx, `SELECT v.seq, v.idx, v.vote_id, v.time, p.options, p.region, p.country, p.device, p.referrer
+		FROM votes v JOIN profiles p ON p.id = v.profile
+		WHERE v.`+sqlitePoll+` ORDER BY v.seq, v.idx`, []any{pollID}, func(r *sql.Rows) error {
+		if err := r.Scan(&seq, &idx, &v.VoteID, &t, &opts, &v.Region, &v.Country, &v.Device, &v.Referrer); err != nil {
 			return err
 		}
-		v.Seq, v.Idx, v.Time, v.Options = uint64(seq), uint32(idx), time.Unix(t, 0).UTC(), v.Options[:0]
-		if err := json.Unmarshal([]byte(opts), &v.Options); err != nil {
+		v.Seq, v.Idx, v.PollID, v.Time = uint64(seq), uint32(idx), pollID, time.Unix(t, 0).UTC()
+		if err := decodeOptions(opts, &v.Options); err != nil {
 			return err
 		}
 		return fn(&v)
