@@ -132,7 +132,11 @@ func scanBatch(s *jsonscan.Scanner, body []byte, in *batchInput) bool {
 			if end {
 				break
 			}
-			votes = append(votes, batchItem{})
+			if len(votes) < cap(votes) {
+				votes = votes[:len(votes)+1] // zeroed by make
+			} else {
+				votes = append(votes, batchItem{})
+			}
 			v := &votes[len(votes)-1]
 			if !scanBatchItem(s, v, prev, &opts) {
 				return false
@@ -150,9 +154,9 @@ func scanBatchItem(s *jsonscan.Scanner, v, prev *batchItem, opts *[]string) bool
 	if !s.Consume('{') {
 		return false
 	}
-	var p batchItem
-	if prev != nil {
-		p = *prev
+	p := prev
+	if p == nil {
+		p = &batchItem{}
 	}
 	for i := 0; ; i++ {
 		key, end, ok := s.Member(i)
