@@ -24,7 +24,7 @@ type batchInput struct {
 
 // decodeVote reads the body of a single vote into in like decodeJSON would.
 func decodeVote(c *gin.Context, in *voteInput) error {
-	body, err := readBody(c, maxBody)
+	body, err := readBody(c, maxBody, false)
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func decodeVote(c *gin.Context, in *voteInput) error {
 // decodeBatch reads the body of a batch of votes into in like decodeJSON
 // would.
 func decodeBatch(c *gin.Context, in *batchInput) error {
-	body, err := readBody(c, maxBatchBody)
+	body, err := readBody(c, maxBatchBody, true) // the caller is authenticated
 	if err != nil {
 		return err
 	}
