@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,6 +58,16 @@ func (b *bench) votePrefix(poll bool) []byte {
 	}
 	fmt.Fprintf(&buf, `"options":[%s],"voter":"`, opt)
 	return buf.Bytes()
+}
+
+// appendVoter appends the voter id of the n-th vote (voterSeq's n) to
+// buf: the id bench.voter returns, without allocating.
+func (b *bench) appendVoter(buf []byte, n uint64) []byte {
+	if b.cfg.voters > 0 {
+		n %= uint64(b.cfg.voters)
+	}
+	buf = append(append(buf, b.runID...), '-')
+	return strconv.AppendUint(buf, n, 10)
 }
 
 // appendVote appends a vote's JSON with a new voter id to buf.
@@ -195,150 +204,4 @@ func (b *bench) dialLive(ctx context.Context) (*websocket.Conn, error) {
 	}
 	c.SetReadLimit(1 << 20)
 	return c, nil
-}
-
-// wsWorker votes over one WebSocket at a time until sendCtx ends,
-// reconnecting when a connection fails.
-func (b *bench) wsWorker(ctx, sendCtx context.Context) {
-	for sendCtx.Err() == nil {
-		conn, err := b.dialLive(ctx)
-		if err == nil {
-			v := &wsVoter{b: b, conn: conn, window: make(chan struct{}, b.cfg.pipeline),
-				pending: map[string]time.Time{}, readDone: make(chan struct{})}
-			err = v.run(ctx, sendCtx)
-		}
-		if err == nil {
-			return
-		}
-		b.st.connError(err)
-		select {
-		case <-sendCtx.Done():
-		case <-time.After(reconnectPause):
-		}
-	}
-}
-
-// wsVoter pipelines votes over one WebSocket: up to cap(window) votes
-// wait for their answers, matched by ref.
-type wsVoter struct {
-	b        *bench
-	conn     *websocket.Conn
-	window   chan struct{} // a slot per vote waiting for its answer
-	readDone chan struct{} // closed when the reader ended
-	seq      int
-
-	mu      sync.Mutex
-	pending map[string]time.Time // ref → when the vote was sent
-}
-
-var errConnLost = errors.New("connection lost")
-
-// run votes until sendCtx ends, then waits for the answers in flight and
-// closes the connection. An error means the connection failed early.
-func (v *wsVoter) run(ctx, sendCtx context.Context) error {
-	defer v.conn.CloseNow()
-	go v.read(ctx)
-	err := v.send(ctx, sendCtx)
-	v.drain(ctx)
-	_ = v.conn.Close(websocket.StatusNormalClosure, "bench done")
-	<-v.readDone
-	v.failPending()
-	return err
-}
-
-// send writes votes while the window has room, until sendCtx ends.
-func (v *wsVoter) send(ctx, sendCtx context.Context) error {
-	opt, _ := json.Marshal(v.b.cfg.option)
-	for {
-		select {
-		case v.window <- struct{}{}:
-		case <-sendCtx.Done():
-			return nil
-		case <-v.readDone:
-			return errConnLost
-		}
-		if !v.b.pace.wait(sendCtx) {
-			<-v.window
-			return nil
-		}
-		v.seq++
-		ref := strconv.Itoa(v.seq)
-		msg := append(make([]byte, 0, 128), `{"type":"vote","ref":"`...)
-		msg = append(append(append(msg, ref...), `","options":[`...), opt...)
-		msg = append(append(append(msg, `],"voter":"`...), v.b.voter()...), `"}`...)
-		v.mu.Lock()
-		v.pending[ref] = time.Now()
-		v.mu.Unlock()
-		v.b.st.sent.Add(1)
-		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
-		err := v.conn.Write(wctx, websocket.MessageText, msg)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-	}
-}
-
-// read matches answers to votes until the connection ends.
-func (v *wsVoter) read(ctx context.Context) {
-	defer close(v.readDone)
-	for {
-		_, data, err := v.conn.Read(ctx)
-		if err != nil {
-			return
-		}
-		var m struct {
-			Type   string `json:"type"`
-			Ref    string `json:"ref"`
-			Status int    `json:"status"`
-			Code   string `json:"code"`
-		}
-		if json.Unmarshal(data, &m) != nil || m.Type != "vote_result" {
-			continue // results broadcasts
-		}
-		v.mu.Lock()
-		sent, ok := v.pending[m.Ref]
-		delete(v.pending, m.Ref)
-		v.mu.Unlock()
-		if !ok {
-			continue
-		}
-		if m.Status == http.StatusAccepted {
-			v.b.st.lat.Record(time.Since(sent))
-			v.b.st.ok.Add(1)
-		} else {
-			v.b.st.fail(statusCode(m.Status, m.Code), 1)
-		}
-		<-v.window
-	}
-}
-
-// drain waits until every vote sent was answered, the connection ended,
-// or wsDrainTimeout passed.
-func (v *wsVoter) drain(ctx context.Context) {
-	t := time.NewTimer(wsDrainTimeout)
-	defer t.Stop()
-	for range cap(v.window) {
-		select {
-		case v.window <- struct{}{}:
-		case <-v.readDone:
-			return
-		case <-t.C:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// failPending counts the votes that never got an answer: their outcome is
-// unknown.
-func (v *wsVoter) failPending() {
-	v.mu.Lock()
-	n := len(v.pending)
-	clear(v.pending)
-	v.mu.Unlock()
-	if n > 0 {
-		v.b.st.fail(codeTransport, int64(n))
-	}
 }

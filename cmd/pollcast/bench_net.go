@@ -245,6 +245,21 @@ func (p *pacer) wait(ctx context.Context) bool {
 	}
 }
 
+// take takes the right to send one more unit if it is due now, without
+// waiting; it reports whether it did.
+func (p *pacer) take() bool {
+	if p == nil {
+		return true
+	}
+	select {
+	case <-p.tokens:
+		p.taken.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
 // behind returns how many votes were due but not sent.
 func (p *pacer) behind() int64 {
 	if p == nil {
