@@ -181,7 +181,12 @@ func (v *wsVoter) send(sendCtx context.Context) error {
 			k++
 		}
 		if err := v.writeVotes(k); err != nil {
-			return fmt.Errorf("write: %w", err)
+			select {
+			case <-v.readDone: // the reader closed the connection: it says why
+				return v.lost()
+			default:
+				return fmt.Errorf("write: %w", err)
+			}
 		}
 	}
 }
@@ -236,12 +241,12 @@ func (v *wsVoter) writeControl(op ws.OpCode, payload []byte) error {
 
 // read matches answers to votes until the connection ends.
 func (v *wsVoter) read() {
-	defer close(v.readDone)
 	err := v.readLoop()
 	if err != nil && !v.closing.Load() {
 		v.readErr = err
 	}
-	v.conn.Close() // the sender's write fails at once
+	close(v.readDone)
+	v.conn.Close() // a write in progress fails at once
 }
 
 func (v *wsVoter) readLoop() error {
