@@ -187,7 +187,8 @@ func (b *bench) liveURL(sse bool) string {
 }
 
 // dialLive opens a live WebSocket to the poll, as its owner when a key was
-// given (so that results are visible whatever the poll's visibility).
+// given (so that results are visible whatever the poll's visibility): a
+// viewer's. The ws scenario's voters use dialVoter (bench_ws.go).
 func (b *bench) dialLive(ctx context.Context) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, wsDialTimeout)
 	defer cancel()

@@ -47,10 +47,20 @@ func (b *bench) dialVoter(ctx context.Context) (net.Conn, *bufio.Reader, error) 
 	if b.cfg.key != "" {
 		d.Header = ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + b.cfg.key}})
 	}
+	var refused error
+	d.OnStatusError = func(status int, reason []byte, resp io.Reader) {
+		refused = fmt.Errorf("live: %d %s", status, reason)
+		if r, err := http.ReadResponse(bufio.NewReader(resp), nil); err == nil {
+			refused = fmt.Errorf("live: %d %s (%s)", status, reason, problemCode(r))
+		}
+	}
 	conn, early, _, err := d.Dial(ctx, "ws"+strings.TrimPrefix(b.liveURL(false), "http"))
 	if err != nil {
 		if conn != nil {
 			conn.Close()
+		}
+		if refused != nil {
+			return nil, nil, refused
 		}
 		return nil, nil, fmt.Errorf("live: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -459,5 +461,28 @@ func TestBenchWSVoterGarbled(t *testing.T) {
 				t.Errorf("sent %d ok %d failed %d unknown %d", s.sent.Load(), s.ok.Load(), s.failed.Load(), s.unknown.Load())
 			}
 		})
+	}
+}
+
+// TestBenchWSDialRefused checks that a refused handshake says why.
+func TestBenchWSDialRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer k" || r.Header.Get("Upgrade") != "websocket" {
+			t.Errorf("handshake headers: %v", r.Header)
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"status":403,"code":"origin_not_allowed"}`)
+	}))
+	defer srv.Close()
+	cfg := benchConfig{url: srv.URL, key: "k", concurrency: 1, sources: 1}
+	n, err := newBenchNet(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{cfg: cfg, net: n, pollID: "p"}
+	_, _, err = b.dialVoter(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "origin_not_allowed") {
+		t.Fatalf("dial: %v", err)
 	}
 }
