@@ -101,6 +101,28 @@ func TestDecodeInboundSeeds(t *testing.T) {
 	}
 }
 
+// TestDecodeInboundCopies: the message decoded keeps nothing of data,
+// which readLoop reuses for the next message.
+func TestDecodeInboundCopies(t *testing.T) {
+	for _, msg := range []string{benchInbound, `{"type":"vote","ref":"1","options":["a\u00e9b"],"voter":"v\"1","idempotency_key":"k"}`} {
+		data := []byte(msg)
+		var in inbound
+		if err := decodeInbound(data, &in); err != nil {
+			t.Fatal(err)
+		}
+		var want inbound
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatal(err)
+		}
+		for i := range data {
+			data[i] = 'x'
+		}
+		if !reflect.DeepEqual(in, want) {
+			t.Fatalf("%s: after data changed\n%#v\nwant\n%#v", msg, in, want)
+		}
+	}
+}
+
 // BenchmarkDecodeInbound reports the process's CPU time per operation
 // beside wall time: the steadier figure on a shared machine. Each decoder
 // is called directly, as readLoop calls it, so that escape analysis sees
