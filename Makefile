@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeVote$$' -fuzztime=$(FUZZTIME) ./web
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./web
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeInbound$$' -fuzztime=$(FUZZTIME) ./realtime
+	$(GO) test -run='^$$' -fuzz='^FuzzVoteResultJSON$$' -fuzztime=$(FUZZTIME) ./realtime
 	$(GO) test -run='^$$' -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./internal/jsonscan
 	$(GO) test -run='^$$' -fuzz='^FuzzMembers$$' -fuzztime=$(FUZZTIME) ./internal/jsonscan
 

@@ -305,15 +305,15 @@ func (h *Hub) readLoop(c *websocket.Conn, vw *viewer, votes chan<- VoteMessage, 
 			vw.reply(encode("error", errorMessage{Type: "error", Code: "bad_request",
 				Detail: "unknown message type: the only type a client sends is \"vote\""}))
 		case votes == nil:
-			vw.reply(encode("vote_result", voteResult{Type: "vote_result", Ref: in.Ref, Status: http.StatusForbidden,
-				Code: "forbidden", Detail: "voting is not possible on this connection"}))
+			vw.reply((&voteResult{Type: "vote_result", Ref: in.Ref, Status: http.StatusForbidden,
+				Code: "forbidden", Detail: "voting is not possible on this connection"}).message())
 		default:
 			startVotes()
 			select {
 			case votes <- in.VoteMessage:
 			default:
-				vw.reply(encode("vote_result", voteResult{Type: "vote_result", Ref: in.Ref, Status: http.StatusTooManyRequests,
-					Code: "rate_limited", Detail: "too many votes waiting on this connection"}))
+				vw.reply((&voteResult{Type: "vote_result", Ref: in.Ref, Status: http.StatusTooManyRequests,
+					Code: "rate_limited", Detail: "too many votes waiting on this connection"}).message())
 			}
 		}
 	}
@@ -380,8 +380,8 @@ func (h *Hub) voteLoop(ctx context.Context, vw *viewer, votes <-chan VoteMessage
 			if i < len(reps) {
 				rep = reps[i]
 			}
-			answers = append(answers, encode("vote_result", voteResult{Type: "vote_result", Ref: m.Ref, Status: rep.Status,
-				VoteID: rep.VoteID, Code: rep.Code, Detail: rep.Detail}))
+			answers = append(answers, (&voteResult{Type: "vote_result", Ref: m.Ref, Status: rep.Status,
+				VoteID: rep.VoteID, Code: rep.Code, Detail: rep.Detail}).message())
 			accepted = accepted || rep.Status == http.StatusAccepted
 		}
 		vw.reply(answers...) // written together: one system call for the lot
