@@ -109,8 +109,11 @@ type wsVoter struct {
 	mu      sync.Mutex
 	ring    []wsPending // by ref & (len-1)
 	waiting int
+	stopped bool // sending is over: no more votes go out
 
-	// The sender's own.
+	// Without --rate the reader sends the votes (inline), else the
+	// sender; whichever does owns these.
+	inline   bool
 	seq      int64 // the last ref sent
 	out, msg []byte
 	opt      []byte // the option's JSON
@@ -127,7 +130,7 @@ func newWSVoter(b *bench, conn net.Conn, br *bufio.Reader) *wsVoter {
 		b: b, conn: conn, fr: frameReader{br: br, limit: wsReadLimit}, pipeline: b.cfg.pipeline,
 		epoch: time.Now(), freed: make(chan struct{}, 1), readDone: make(chan struct{}),
 		ring: make([]wsPending, 1<<bits.Len(uint(2*b.cfg.pipeline-1))), // a power of 2, at least twice the window
-		opt:  opt,
+		opt:  opt, inline: b.pace == nil,
 	}
 }
 
@@ -139,8 +142,11 @@ func (v *wsVoter) run(ctx, sendCtx context.Context) error {
 	defer v.conn.Close()
 	stop := context.AfterFunc(ctx, func() { v.conn.Close() }) // interrupted
 	defer stop()
-	go v.read()
+	go v.read(sendCtx)
 	err := v.send(sendCtx)
+	v.mu.Lock()
+	v.stopped = true
+	v.mu.Unlock()
 	v.drain(ctx)
 	v.close()
 	<-v.readDone
@@ -162,10 +168,20 @@ func (v *wsVoter) room() int {
 	return n
 }
 
-// send writes votes while the window has room, until sendCtx ends: as
-// many as it has room for in one write, or with --rate as many as are
-// due.
+// send writes votes while the window has room, until sendCtx ends: with
+// --rate as many as are due. Without, the reader fills the window
+// whenever it has read the answers that came (refill) and send only waits:
+// a handoff to a sender goroutine for each write cost more than the rest
+// of the client's work (perf: the scheduler's wake-ups and futexes).
 func (v *wsVoter) send(sendCtx context.Context) error {
+	if v.inline {
+		select {
+		case <-sendCtx.Done():
+			return nil
+		case <-v.readDone:
+			return v.lost()
+		}
+	}
 	for {
 		room := v.room()
 		for room == 0 {
@@ -209,7 +225,20 @@ func (v *wsVoter) lost() error {
 	return errConnLost
 }
 
-// writeVotes sends k votes in one write.
+// refill fills the window, unless sendCtx ended (inline only).
+func (v *wsVoter) refill(sendCtx context.Context) error {
+	if sendCtx.Err() != nil {
+		return nil
+	}
+	if k := v.room(); k > 0 {
+		if err := v.writeVotes(k); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeVotes sends k votes in one write, unless sending is over.
 func (v *wsVoter) writeVotes(k int) error {
 	v.out = v.out[:0]
 	voter := v.b.voterSeq.Add(uint64(k)) - uint64(k)
@@ -224,6 +253,10 @@ func (v *wsVoter) writeVotes(k int) error {
 	}
 	sent, mask := v.now(), int64(len(v.ring)-1)
 	v.mu.Lock()
+	if v.stopped { // drain may have seen no vote waiting: too late
+		v.mu.Unlock()
+		return nil
+	}
 	for range k {
 		v.seq++
 		v.ring[v.seq&mask] = wsPending{ref: v.seq, sent: sent}
@@ -250,8 +283,8 @@ func (v *wsVoter) writeControl(op ws.OpCode, payload []byte) error {
 }
 
 // read matches answers to votes until the connection ends.
-func (v *wsVoter) read() {
-	err := v.readLoop()
+func (v *wsVoter) read(sendCtx context.Context) {
+	err := v.readLoop(sendCtx)
 	if err != nil && !v.closing.Load() {
 		v.readErr = err
 	}
@@ -259,12 +292,22 @@ func (v *wsVoter) read() {
 	v.conn.Close() // a write in progress fails at once
 }
 
-func (v *wsVoter) readLoop() error {
+func (v *wsVoter) readLoop(sendCtx context.Context) error {
+	if v.inline {
+		if err := v.refill(sendCtx); err != nil {
+			return err
+		}
+	}
 	freed := false
 	for {
 		if freed && !v.fr.frameBuffered() {
-			// Answers came and the reader may wait now: let the sender
-			// fill the window in one write, not a vote at a time.
+			// Answers came and the reader may wait now: fill the window
+			// in one write, not a vote at a time.
+			if v.inline {
+				if err := v.refill(sendCtx); err != nil {
+					return err
+				}
+			}
 			select {
 			case v.freed <- struct{}{}:
 			default:
