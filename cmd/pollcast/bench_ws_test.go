@@ -486,3 +486,13 @@ func TestBenchWSDialRefused(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 }
+
+// TestBenchWSRate checks that with --rate the ws scenario sends as paced.
+func TestBenchWSRate(t *testing.T) {
+	a := startApp(t)
+	code, s := benchJSON(t, benchArgs(a, "ws", "--concurrency", "3", "--rate", "200", "--duration", "1500ms")...)
+	checkExact(t, a, code, s)
+	if s.OK > 320 || s.OK+s.Behind < 250 {
+		t.Errorf("%d votes, %d behind in 1.5 s at 200 votes/s", s.OK, s.Behind)
+	}
+}
