@@ -25,13 +25,15 @@ import (
 // and the viewers scenario do: there every message is a write system call
 // of its own, flushed, and every message read sets up a reader, arms and
 // disarms a timeout and allocates its bytes, and encoding/json decoded
-// every answer; that came to about 13 µs of CPU a vote (pprof), taken from
+// every answer; that came to 13-15 µs of CPU a vote (pprof), taken from
 // the server the load generator shares the machine with. Here gobwas/ws
 // does the handshake; whenever the window has room for k votes, k masked
-// frames are built into one buffer and written with one call, and the
-// answers are read from one bufio.Reader and scanned for the four fields
-// the scenario needs (bench_wsproto.go). The connection is dialled by
-// benchNet, over its source addresses; an HTTP proxy is not used.
+// frames are built into one buffer and written with one call (by the
+// reader itself, once it has read the answers that came, unless --rate
+// paces a sender), and the answers are read from one bufio.Reader and
+// scanned for the four fields the scenario needs (bench_wsproto.go): about
+// 3.4 µs a vote, most of it the system calls. The connection is dialled
+// by benchNet, over its source addresses; an HTTP proxy is not used.
 
 const (
 	wsReadBuffer   = 64 << 10
