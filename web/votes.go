@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/pollcast/pollcast/ingest"
+	"github.com/pollcast/pollcast/internal/jsonscan"
 	"github.com/pollcast/pollcast/poll"
 	"github.com/pollcast/pollcast/realtime"
 )
@@ -32,17 +33,27 @@ type voteAccepted struct {
 	Status string `json:"status"`
 }
 
-// voteRequest builds the ingest request of a vote arriving over HTTP.
+// voteRequest builds the ingest request of a vote arriving over HTTP: the
+// request's identity, and the body's fields. An Idempotency-Key header
+// stands for the body's idempotency_key.
 func (s *server) voteRequest(r *http.Request, pollID string, in voteInput) ingest.Request {
-	key := in.IdempotencyKey
-	if key == "" {
-		key = r.Header.Get("Idempotency-Key")
+	req := s.identity(r)
+	req.PollID, req.Options, req.Voter, req.IdempotencyKey = pollID, in.Options, in.Voter, in.IdempotencyKey
+	if req.IdempotencyKey == "" {
+		req.IdempotencyKey = r.Header.Get("Idempotency-Key")
 	}
-	return ingest.Request{
-		PollID: pollID, Options: in.Options, Voter: in.Voter, IdempotencyKey: key,
-		ClientIP: s.clientIP(r), Origin: s.foreignOrigin(r),
-		Referrer: referrerHost(in.Referrer, r), UserAgent: r.UserAgent(),
+	if in.Referrer != "" {
+		req.Referrer = referrerHost(in.Referrer, r)
 	}
+	return req
+}
+
+// identity returns what an HTTP request says of the votes it carries,
+// whatever the body: the client, the embedding page, the user agent. The
+// votes of a batch or a socket share it.
+func (s *server) identity(r *http.Request) ingest.Request {
+	return ingest.Request{ClientIP: s.clientIP(r), Origin: s.foreignOrigin(r),
+		Referrer: referrerHost("", r), UserAgent: r.UserAgent()}
 }
 
 // referrerHost returns the host of the embedding page: what the widget
@@ -108,17 +119,27 @@ func (s *server) voteBatch(c *gin.Context) {
 	results := make([]batchResult, len(in.Votes))
 	reqs := make([]ingest.Request, 0, len(in.Votes))
 	idx := make([]int, 0, len(in.Votes))
+	// The request's identity is derived once for its votes. No
+	// Idempotency-Key header: one key for a thousand votes would make
+	// them one vote.
+	base := s.identity(c.Request)
+	base.Origin = "" // a server-side integration speaks for the poll's owner
+	base.Trusted = true
+	var lastReferrer, lastHost string
 	for i, v := range in.Votes {
 		p, ok := s.Catalog.Poll(v.PollID)
 		if ok && !owns(k, p) {
 			results[i] = resultOf("", poll.Errorf(poll.ErrForbidden, "this key does not own poll %q", v.PollID))
 			continue
 		}
-		req := s.voteRequest(c.Request, v.PollID, voteInput{
-			Options: v.Options, Voter: v.Voter, IdempotencyKey: v.IdempotencyKey, Referrer: v.Referrer,
-		})
-		req.Origin = "" // a server-side integration speaks for the poll's owner
-		req.Trusted = true
+		req := base
+		req.PollID, req.Options, req.Voter, req.IdempotencyKey = v.PollID, v.Options, v.Voter, v.IdempotencyKey
+		if v.Referrer != "" {
+			if v.Referrer != lastReferrer {
+				lastReferrer, lastHost = v.Referrer, referrerHost(v.Referrer, c.Request)
+			}
+			req.Referrer = lastHost
+		}
 		if v.IP != "" {
 			ip, err := netip.ParseAddr(v.IP)
 			if err != nil {
@@ -133,7 +154,36 @@ func (s *server) voteBatch(c *gin.Context) {
 	for j, o := range s.Ingest.VoteBatch(c.Request.Context(), reqs) {
 		results[idx[j]] = resultOf(o.VoteID, o.Err)
 	}
-	writeJSON(c, http.StatusOK, map[string]any{"results": results})
+	c.Data(http.StatusOK, "application/json; charset=utf-8", appendBatchResults(nil, results))
+}
+
+// appendBatchResults appends a batch's answer, {"results": [...]}, byte
+// for byte as encoding/json encodes it (TestBatchResultsEncoding): a
+// thousand results took a tenth of a batch's CPU through encoding/json.
+func appendBatchResults(b []byte, results []batchResult) []byte {
+	if b == nil {
+		b = make([]byte, 0, 16+len(results)*48)
+	}
+	b = append(b, `{"results":[`...)
+	for i := range results {
+		r := &results[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"status":`...)
+		b = strconv.AppendInt(b, int64(r.Status), 10)
+		if r.VoteID != "" {
+			b = jsonscan.AppendString(append(b, `,"vote_id":`...), r.VoteID)
+		}
+		if r.Code != "" {
+			b = jsonscan.AppendString(append(b, `,"code":`...), string(r.Code))
+		}
+		if r.Detail != "" {
+			b = jsonscan.AppendString(append(b, `,"detail":`...), r.Detail)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}\n"...)
 }
 
 func resultOf(voteID string, err error) batchResult {
@@ -151,7 +201,8 @@ func (s *server) socketVoters(r *http.Request, pollID, voter string) (
 	func(context.Context, realtime.VoteMessage) realtime.VoteReply,
 	func(context.Context, []realtime.VoteMessage) []realtime.VoteReply,
 ) {
-	base := s.voteRequest(r, pollID, voteInput{})
+	base := s.identity(r) // no Idempotency-Key header: it would make the socket's votes one
+	base.PollID = pollID
 	request := func(m realtime.VoteMessage) ingest.Request {
 		req := base
 		req.Options, req.Voter, req.IdempotencyKey = m.Options, m.Voter, m.IdempotencyKey

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -274,6 +275,42 @@ func TestIdempotencyKeyRetriesAreCountedOnce(t *testing.T) {
 			eventually(t, 2*time.Second, "two votes counted", func() bool { return a.total(id) == 2 })
 		})
 	}
+}
+
+// TestIdempotencyKeyHeaderIsNotTheBatchsKey: the Idempotency-Key header
+// stands for one vote's key; on a batch (or a socket's upgrade request) it
+// would make every keyless vote one vote.
+func TestIdempotencyKeyHeaderIsNotTheBatchsKey(t *testing.T) {
+	a := startApp(t)
+	id := a.createPoll(map[string]any{"dedupe": "none"})["id"].(string)
+	votes := []map[string]any{}
+	for range 3 {
+		votes = append(votes, map[string]any{"poll_id": id, "options": []string{"a"}})
+	}
+	r := a.admin("POST", "/v1/votes/batch", map[string]any{"votes": votes}, "Idempotency-Key", "one-key")
+	if r.Status != http.StatusOK {
+		t.Fatalf("batch: %d %s", r.Status, r.Body)
+	}
+	var out struct {
+		Results []struct {
+			Status int    `json:"status"`
+			VoteID string `json:"vote_id"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(r.Body, &out); err != nil || len(out.Results) != 3 {
+		t.Fatalf("batch answer %s: %v", r.Body, err)
+	}
+	ids := map[string]bool{}
+	for _, res := range out.Results {
+		if res.Status != http.StatusAccepted {
+			t.Fatalf("batch answer %s", r.Body)
+		}
+		ids[res.VoteID] = true
+	}
+	if len(ids) != 3 {
+		t.Fatalf("three keyless votes got %d vote IDs: %s", len(ids), r.Body)
+	}
+	eventually(t, 2*time.Second, "three votes counted", func() bool { return a.total(id) == 3 })
 }
 
 func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {

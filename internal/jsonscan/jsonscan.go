@@ -15,6 +15,10 @@
 // spell a known key in another way. Callers compare keys exactly and give up
 // on anything else, leaving case-insensitive matching and unknown-field
 // handling to encoding/json.
+//
+// AppendString goes the other way: it writes a string as encoding/json
+// does, for the answers written most often (to votes, one by one over a
+// socket and a thousand at a time to a batch).
 package jsonscan
 
 import (

@@ -95,3 +95,18 @@ func walkObject(s *Scanner) bool {
 		}
 	}
 }
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", `<script>"\` + "\x00\x1f\b\f\n\r\t\x7f", "\xff\xfe\u2028\u2029é😀&", "\xed\xa0\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Fatalf("AppendString(%q) = %s, want %s", s, got[1:], want)
+		}
+	})
+}
