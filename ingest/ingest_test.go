@@ -264,3 +264,45 @@ func TestBatchPacksKeylessVotes(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryKeepsOnlyVotersItNeeds: voters are kept for polls that
+// deduplicate or show results after a vote, at the vote and at a rebuild
+// from the log; a poll that counts every vote and shows results to all
+// keeps none.
+func TestRegistryKeepsOnlyVotersItNeeds(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	newPoll := func(dedupe poll.Dedupe, vis poll.Visibility) *poll.Poll {
+		p, err := poll.New(poll.CreateInput{Question: "Q", Dedupe: dedupe, ResultsVisibility: vis,
+			Options: []poll.OptionInput{{Label: "A"}, {Label: "B"}}}, "o", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.cat.CreatePoll(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	open := newPoll(poll.DedupeNone, poll.VisibleAlways)
+	after := newPoll(poll.DedupeNone, poll.VisibleAfterVote)
+	device := newPoll(poll.DedupeDevice, poll.VisibleAlways)
+	check := func(s *ingest.Service, when string) {
+		t.Helper()
+		for _, c := range []struct {
+			p    *poll.Poll
+			want bool
+		}{{open, false}, {after, true}, {device, true}} {
+			if got := s.HasVoted(ctx, c.p, "v1", netip.Addr{}); got != c.want {
+				t.Errorf("%s: HasVoted in a %s/%s poll = %v, want %v", when, c.p.Dedupe, c.p.ResultsVisibility, got, c.want)
+			}
+		}
+	}
+	s := e.service(t)
+	for _, p := range []*poll.Poll{open, after, device} {
+		if _, err := s.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"a"}, Voter: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(s, "after the votes")
+	check(e.service(t), "after a rebuild")
+}

@@ -74,6 +74,13 @@ type Store interface {
 	// or deleted poll has zero counts (PollID set, Options empty but
 	// non-nil), not an error.
 	Counts(ctx context.Context, pollID string) (poll.Counts, error)
+	// HasVoter reports whether a vote with the voter key voter (as in
+	// PollDelta.Voters) was applied to the poll: it tells who voted in a
+	// poll whose voters ingest does not remember (see ingest.Service). An
+	// unknown or deleted poll has no voters. The memory store answers
+	// from 64-bit hashes of the keys: a wrong yes is as likely as two
+	// voters counted as one (see MemoryStore).
+	HasVoter(ctx context.Context, pollID string, voter [16]byte) (bool, error)
 	// DeletePoll forgets the counts of a deleted poll; the web layer calls
 	// it once the catalog marks the poll deleted, after which the tally
 	// skips its votes. Deleting an unknown poll is not an error.

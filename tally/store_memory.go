@@ -122,6 +122,19 @@ func (s *MemoryStore) poll(id string) *memPoll {
 	return p
 }
 
+// HasVoter implements Store.
+func (s *MemoryStore) HasVoter(_ context.Context, pollID string, voter [16]byte) (bool, error) {
+	s.mu.RLock()
+	p, ok := s.polls[pollID]
+	s.mu.RUnlock()
+	if !ok {
+		return false, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.voters.has(maphash.Comparable(s.seed, voter)), nil
+}
+
 // Counts implements Store. The counts are a copy.
 func (s *MemoryStore) Counts(_ context.Context, pollID string) (poll.Counts, error) {
 	c := poll.Counts{PollID: pollID, Options: map[string]int64{}}

@@ -139,6 +139,16 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 `)
 
+// HasVoter implements Store.
+func (s *RedisStore) HasVoter(ctx context.Context, pollID string, voter [16]byte) (bool, error) {
+	base := s.shardKey(votelog.Shard(pollID, s.shards))
+	ok, err := s.rdb.SIsMember(ctx, base+"v:"+pollID, string(voter[:])).Result()
+	if err != nil {
+		return false, fmt.Errorf("tally: redis voter: %w", err)
+	}
+	return ok, nil
+}
+
 // Watermark implements Store.
 func (s *RedisStore) Watermark(ctx context.Context, shard int) (uint64, error) {
 	v, err := s.rdb.Get(ctx, s.shardKey(shard)+"wm").Uint64()

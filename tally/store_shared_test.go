@@ -78,6 +78,16 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			c.Version != 5 || !c.UpdatedAt.Equal(at.Add(time.Minute)) {
 			t.Fatalf("counts of p = %+v", c)
 		}
+		// Who voted, per poll.
+		for _, c := range []struct {
+			poll  string
+			voter byte
+			want  bool
+		}{{p, 1, true}, {p, 3, true}, {p, 4, false}, {q, 1, true}, {q, 2, false}, {pollIn(1, "nobody"), 1, false}} {
+			if got, err := s.HasVoter(ctx, c.poll, [16]byte{c.voter}); err != nil || got != c.want {
+				t.Fatalf("HasVoter(%s, %d) = %v, %v; want %v", c.poll, c.voter, got, err, c.want)
+			}
+		}
 		// Distinct voters are per poll: key 1 voted twice on q.
 		if c, _ := s.Counts(ctx, q); c.Total != 2 || c.Voters != 1 || !c.UpdatedAt.Equal(at) {
 			t.Fatalf("counts of q = %+v", c)
@@ -176,6 +186,9 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		if c, _ := s.Counts(ctx, p); c.Total != 0 || c.Voters != 0 || len(c.Options) != 0 || c.Options == nil {
 			t.Fatalf("deleted poll counts %+v", c)
+		}
+		if voted, err := s.HasVoter(ctx, p, [16]byte{9}); err != nil || voted {
+			t.Fatalf("a deleted poll's voter: %v, %v", voted, err)
 		}
 		if c, _ := s.Counts(ctx, other); c.Total != 1 {
 			t.Fatalf("DeletePoll touched another poll: %+v", c)

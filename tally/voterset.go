@@ -40,6 +40,25 @@ func (s *voterSet) add(h uint64) {
 	s.put(h)
 }
 
+// has reports whether h was added.
+func (s *voterSet) has(h uint64) bool {
+	if h == 0 {
+		return s.zero
+	}
+	if len(s.slots) == 0 {
+		return false
+	}
+	mask := uint64(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case 0:
+			return false
+		case h:
+			return true
+		}
+	}
+}
+
 // put adds a non-zero h to a table with room for it.
 func (s *voterSet) put(h uint64) {
 	mask := uint64(len(s.slots) - 1)

@@ -313,6 +313,38 @@ func TestIdempotencyKeyHeaderIsNotTheBatchsKey(t *testing.T) {
 	eventually(t, 2*time.Second, "three votes counted", func() bool { return a.total(id) == 3 })
 }
 
+// TestAfterVoteKnowsEveryVoter: the voter registry keeps no voters of a
+// poll that counts every vote and shows results to all. If the poll comes
+// to show results only after a vote, its earlier voters still see them
+// (the tally's voter set answers), and others still do not.
+func TestAfterVoteKnowsEveryVoter(t *testing.T) {
+	a := startApp(t)
+	id := a.createPoll(map[string]any{"dedupe": "none", "results_visibility": "always"})["id"].(string)
+	if r := a.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"a"}, "voter": "early"}); r.Status != 202 {
+		t.Fatalf("vote: %d %s", r.Status, r.Body)
+	}
+	eventually(t, 5*time.Second, "the vote counted", func() bool { return a.total(id) == 1 })
+	if r := a.admin("PATCH", "/v1/polls/"+id, map[string]any{"results_visibility": "after_vote"}); r.Status != 200 {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	resultsFor := func(voter string) int {
+		return a.do("GET", "/v1/polls/"+id+"/results?voter="+voter, nil).Status
+	}
+	eventually(t, 5*time.Second, "the poll showing results after a vote", func() bool { return resultsFor("nobody") == http.StatusForbidden })
+	if got := resultsFor("early"); got != http.StatusOK {
+		t.Fatalf("results for a voter from before the change: %d, want 200", got)
+	}
+	if r := a.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"b"}, "voter": "late"}); r.Status != 202 {
+		t.Fatalf("vote: %d %s", r.Status, r.Body)
+	}
+	if got := resultsFor("late"); got != http.StatusOK { // at once: the registry keeps this poll's voters now
+		t.Fatalf("results for a voter right after the vote: %d, want 200", got)
+	}
+	if got := resultsFor("nobody"); got != http.StatusForbidden {
+		t.Fatalf("results for someone who did not vote: %d, want 403", got)
+	}
+}
+
 func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	a := startApp(t, func(c *Config) { c.VoteRate = 1 }) // burst of 4
 	id := a.createPoll(map[string]any{"dedupe": "none"})["id"].(string)
