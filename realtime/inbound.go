@@ -42,15 +42,15 @@ func scanInbound(s *jsonscan.Scanner, in *inbound) bool {
 		}
 		switch string(key) {
 		case "type":
-			ok = scanString(s, &in.Type, "vote")
+			ok = s.StringInto(&in.Type, "vote")
 		case "ref":
-			ok = scanString(s, &in.Ref, "")
+			ok = s.StringInto(&in.Ref, "")
 		case "options":
 			in.Options, ok = scanStrings(s)
 		case "voter":
-			ok = scanString(s, &in.Voter, "")
+			ok = s.StringInto(&in.Voter, "")
 		case "idempotency_key":
-			ok = scanString(s, &in.IdempotencyKey, "")
+			ok = s.StringInto(&in.IdempotencyKey, "")
 		default:
 			// json.Unmarshal ignores unknown keys, but it also matches
 			// known ones in any case: not handled.
@@ -60,25 +60,6 @@ func scanInbound(s *jsonscan.Scanner, in *inbound) bool {
 			return false
 		}
 	}
-}
-
-// scanString reads a string or null into *dst: null leaves *dst as it is,
-// as json.Unmarshal does. A value equal to same is stored as same, without
-// a copy.
-func scanString(s *jsonscan.Scanner, dst *string, same string) bool {
-	if s.Null() {
-		return true
-	}
-	b, ok := s.String()
-	if !ok {
-		return false
-	}
-	if string(b) == same {
-		*dst = same
-	} else {
-		*dst = string(b)
-	}
-	return true
 }
 
 // scanStrings reads an array of strings, or null, which gives nil as

@@ -85,11 +85,11 @@ func scanVote(s *jsonscan.Scanner, in *voteInput) bool {
 		case "options":
 			in.Options, ok = scanOptions(s, nil, nil)
 		case "voter":
-			ok = scanString(s, &in.Voter, "")
+			ok = s.StringInto(&in.Voter, "")
 		case "idempotency_key":
-			ok = scanString(s, &in.IdempotencyKey, "")
+			ok = s.StringInto(&in.IdempotencyKey, "")
 		case "referrer":
-			ok = scanString(s, &in.Referrer, "")
+			ok = s.StringInto(&in.Referrer, "")
 		default:
 			return false // unknown, or a known key spelt in another case
 		}
@@ -168,7 +168,7 @@ func scanBatchItem(s *jsonscan.Scanner, v, prev *batchItem, opts *[]string) bool
 		}
 		switch string(key) {
 		case "poll_id":
-			ok = scanString(s, &v.PollID, p.PollID)
+			ok = s.StringInto(&v.PollID, p.PollID)
 		case "options":
 			var o []string
 			o, ok = scanOptions(s, p.Options, *opts)
@@ -179,13 +179,13 @@ func scanBatchItem(s *jsonscan.Scanner, v, prev *batchItem, opts *[]string) bool
 				v.Options = nil
 			}
 		case "voter":
-			ok = scanString(s, &v.Voter, "")
+			ok = s.StringInto(&v.Voter, "")
 		case "idempotency_key":
-			ok = scanString(s, &v.IdempotencyKey, "")
+			ok = s.StringInto(&v.IdempotencyKey, "")
 		case "referrer":
-			ok = scanString(s, &v.Referrer, p.Referrer)
+			ok = s.StringInto(&v.Referrer, p.Referrer)
 		case "ip":
-			ok = scanString(s, &v.IP, p.IP)
+			ok = s.StringInto(&v.IP, p.IP)
 		default:
 			return false // unknown, or a known key spelt in another case
 		}
@@ -193,25 +193,6 @@ func scanBatchItem(s *jsonscan.Scanner, v, prev *batchItem, opts *[]string) bool
 			return false
 		}
 	}
-}
-
-// scanString reads a string or null into *dst: null leaves *dst as it is,
-// as encoding/json does. A value equal to same is stored as same, without
-// a copy.
-func scanString(s *jsonscan.Scanner, dst *string, same string) bool {
-	if s.Null() {
-		return true
-	}
-	b, ok := s.String()
-	if !ok {
-		return false
-	}
-	if string(b) == same {
-		*dst = same
-	} else {
-		*dst = string(b)
-	}
-	return true
 }
 
 // scanOptions reads an array of strings, appending its elements to dst, or

@@ -273,3 +273,22 @@ func hex4(d []byte, p int) rune {
 	}
 	return r
 }
+
+// StringInto reads a string or null into *dst: null leaves *dst as it is,
+// as encoding/json does. A value equal to same is stored as same, without
+// a copy.
+func (s *Scanner) StringInto(dst *string, same string) bool {
+	if s.Null() {
+		return true
+	}
+	b, ok := s.String()
+	if !ok {
+		return false
+	}
+	if string(b) == same {
+		*dst = same
+	} else {
+		*dst = string(b)
+	}
+	return true
+}
