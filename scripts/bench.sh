@@ -81,15 +81,41 @@ wait_for() {
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# cpu_ticks PID: the CPU time (user + system) a process has used, in clock
+# ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# settle PID: waits until the process stops working (less than 5 ticks a
+# second, at most 60 s): the analytics sink catches up after a run, and
+# its CPU belongs to the votes of the run.
+settle() {
+  local prev now
+  prev=$(cpu_ticks "$1")
+  for _ in $(seq 60); do
+    sleep 1
+    now=$(cpu_ticks "$1")
+    [ $((now - prev)) -lt 5 ] && return
+    prev=$now
+  done
+}
+
 # bench NAME URL SCENARIO FLAGS...: runs pollcast bench with --json into
-# $OUT/NAME.json and adds a row to the table.
+# $OUT/NAME.json and adds a row to the table, with the CPU time the server
+# ($SERVER_PID, until it settles) and the load generator spent per
+# accepted vote: steadier than throughput on a shared machine.
 bench() {
   local name=$1 url=$2 scenario=$3
   shift 3
   log "$name: pollcast bench $scenario $*"
-  local rc=0
-  POLLCAST_API_KEY=$KEY bin/pollcast bench "$scenario" --url "$url" --duration "$DURATION" --json "$@" \
+  local rc=0 before timed=()
+  before=$(cpu_ticks "$SERVER_PID")
+  if [ -x /usr/bin/time ]; then timed=(/usr/bin/time -f '%U %S' -o "$OUT/$name.time"); fi
+  POLLCAST_API_KEY=$KEY "${timed[@]}" \
+    bin/pollcast bench "$scenario" --url "$url" --duration "$DURATION" --json "$@" \
     >"$OUT/$name.json" 2>"$OUT/$name.log" || rc=$?
+  settle "$SERVER_PID"
+  SERVER_TICKS=$(($(cpu_ticks "$SERVER_PID") - before))
+  GEN_SECONDS=$(awk '{ print $1 + $2 }' "$OUT/$name.time" 2>/dev/null || echo 0)
   record "$name" "$rc"
 }
 
@@ -105,9 +131,13 @@ record() {
     ROWS+=("$(printf '%-18s %s' "$name" "$verdict")")
     return
   fi
-  ROWS+=("$(printf '%-18s %12.0f %9.2f %9.2f %9.2f %8s %10s %10s  %s' "$name" \
+  local accepted cpu=-
+  accepted=$(jget "$f" accepted)
+  [ -n "${SERVER_TICKS:-}" ] && cpu=$(awk -v t="${SERVER_TICKS:-0}" -v g="${GEN_SECONDS:-0}" -v n="$accepted" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (n > 0) printf "%.1f / %.1f", t / hz * 1e6 / n, g * 1e6 / n; else printf "-" }')
+  ROWS+=("$(printf '%-18s %12.0f %9.2f %9.2f %9.2f %8s %10s %10s %13s  %s' "$name" \
     "$(jget "$f" throughput)" "$(jget "$f" p50_ms)" "$(jget "$f" p99_ms)" "$(jget "$f" max_ms)" \
-    "$(jget "$f" errors)" "$(jget "$f" accepted)" "$(jget "$f" counted)" "$verdict")")
+    "$(jget "$f" errors)" "$accepted" "$(jget "$f" counted)" "$cpu" "$verdict")")
 }
 
 # start_pollcast NAME FLAGS...: starts bin/pollcast on a free port with a
@@ -118,6 +148,7 @@ start_pollcast() {
   POLLCAST_ADMIN_KEY=$KEY bin/pollcast serve --addr 127.0.0.1:0 --data "$TMP/$name-data" --vote-rate 0 "$@" \
     >"$OUT/$name-server.log" 2>&1 &
   PC_PID=$!
+  SERVER_PID=$PC_PID
   PIDS+=("$PC_PID")
   wait_for "pollcast ($name) to listen" grep -q 'pollcast is serving' "$OUT/$name-server.log"
   PC_URL=$(grep -m1 -o 'addr=http://[^ ]*' "$OUT/$name-server.log" | cut -d= -f2)
@@ -157,6 +188,7 @@ viewers() {
       printf "pollcast RSS %.1f MiB before the viewers, %.1f MiB with %d connected: %.1f KiB per viewer", b/1024, d/1024, n, (d-b)/n }')
   fi
   wait "$pid" || rc=$?
+  SERVER_TICKS="" # the viewers' CPU is not per vote
   record "$name" "$rc"
   if [ -s "$OUT/$name.json" ]; then
     VIEWER_LINE="$VIEWER_LINE; $(jget "$OUT/$name.json" connected) connected, $(jget "$OUT/$name.json" dropped) dropped"
@@ -173,6 +205,7 @@ raise_fd_limit
 if want baseline; then
   bin/benchbase --addr 127.0.0.1:0 >"$OUT/baseline-server.log" 2>&1 &
   BASE_PID=$!
+  SERVER_PID=$BASE_PID
   PIDS+=("$BASE_PID")
   wait_for "benchbase to listen" grep -q 'serving on' "$OUT/baseline-server.log"
   BASE_URL=$(grep -m1 -o 'http://[^ ]*' "$OUT/baseline-server.log")
@@ -217,7 +250,7 @@ fi
 
 echo
 echo "pollcast bench, $DURATION a run, $(nproc) CPUs, $(go env GOOS)/$(go env GOARCH); JSON in $OUT/"
-printf '%-18s %12s %9s %9s %9s %8s %10s %10s  %s\n' run "ok votes/s" "p50 ms" "p99 ms" "max ms" errors accepted counted exactness
+printf '%-18s %12s %9s %9s %9s %8s %10s %10s %13s  %s\n' run "ok votes/s" "p50 ms" "p99 ms" "max ms" errors accepted counted "µs srv / gen" exactness
 for row in "${ROWS[@]}"; do echo "$row"; done
 base=$(jget "$OUT/baseline-http.json" throughput 2>/dev/null || true)
 http=$(jget "$OUT/http.json" throughput 2>/dev/null || true)
@@ -228,6 +261,7 @@ if [ -f "$OUT/redis-http.json" ] && [ -n "$base" ]; then
   awk -v h="$(jget "$OUT/redis-http.json" throughput)" -v b="$base" 'BEGIN { printf "ratio redis-http/baseline: %.2f\n", h/b }'
 fi
 echo "viewers latency is from a vote's 202 to a viewer seeing it counted; the others are request latencies"
+echo "µs srv / gen: CPU time of the server (until it settles, analytics catching up included) and of the load generator per accepted vote"
 [ -n "$VIEWER_LINE" ] && echo "$VIEWER_LINE"
 
 if [ ${#FAILED[@]} -gt 0 ]; then
