@@ -51,6 +51,9 @@ type Sink struct {
 
 	dec votelog.Decoder // rowsOf's, on the one goroutine that reads the log
 	rec votelog.Record
+	// busy reports whether the machine's CPUs are saturated: then the sink
+	// gives way to vote intake after each insert (giveway.go).
+	busy func() bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -62,6 +65,7 @@ func NewSink(js jetstream.JetStream, store Store, cfg SinkConfig) (*Sink, error)
 	cfg.FlushInterval = cmp.Or(cfg.FlushInterval, time.Second)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	s := &Sink{js: js, store: store, cfg: cfg, log: cfg.Logger, maxInsert: MaxInsert, cancel: func() {},
+		busy: newCPULoad().saturated,
 		rows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pollcast_analytics_rows_stored_total", Help: "Votes stored in the analytics store.",
 		})}
@@ -232,11 +236,20 @@ func (s *Sink) insert(ctx context.Context, batch []Vote) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	start := time.Now()
 	if _, err := s.retry(ctx, func() (uint64, error) { return 0, s.store.Insert(ctx, batch) }); err != nil {
 		return err
 	}
 	s.stored.Store(batch[len(batch)-1].Seq)
 	s.rows.Add(float64(len(batch)))
+	if s.busy() {
+		t := time.NewTimer(time.Since(start)) // give way: intake first (giveway.go)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
 	return nil
 }
 
