@@ -29,17 +29,8 @@ func decodeInbound(data []byte, in *inbound) error {
 // scanInbound is the fast path of decodeInbound: it reports whether it
 // handled data.
 func scanInbound(s *jsonscan.Scanner, in *inbound) bool {
-	if !s.Consume('{') {
-		return false
-	}
-	for i := 0; ; i++ {
-		key, end, ok := s.Member(i)
-		if !ok {
-			return false
-		}
-		if end {
-			return s.End()
-		}
+	return s.Object(func(key []byte) bool {
+		var ok bool
 		switch string(key) {
 		case "type":
 			ok = s.StringInto(&in.Type, "vote")
@@ -56,10 +47,8 @@ func scanInbound(s *jsonscan.Scanner, in *inbound) bool {
 			// known ones in any case: not handled.
 			return false
 		}
-		if !ok {
-			return false
-		}
-	}
+		return ok
+	}) && s.End()
 }
 
 // scanStrings reads an array of strings, or null, which gives nil as

@@ -70,17 +70,8 @@ func unmarshalBatch(body []byte, in *batchInput) error {
 // scanVote is the fast path of unmarshalVote: it reports whether it
 // handled the body.
 func scanVote(s *jsonscan.Scanner, in *voteInput) bool {
-	if !s.Consume('{') {
-		return false
-	}
-	for i := 0; ; i++ {
-		key, end, ok := s.Member(i)
-		if !ok {
-			return false
-		}
-		if end {
-			return s.End()
-		}
+	return s.Object(func(key []byte) bool {
+		var ok bool
 		switch string(key) {
 		case "options":
 			in.Options, ok = scanOptions(s, nil, nil)
@@ -93,26 +84,14 @@ func scanVote(s *jsonscan.Scanner, in *voteInput) bool {
 		default:
 			return false // unknown, or a known key spelt in another case
 		}
-		if !ok {
-			return false
-		}
-	}
+		return ok
+	}) && s.End()
 }
 
 // scanBatch is the fast path of unmarshalBatch: it reports whether it
 // handled the body.
 func scanBatch(s *jsonscan.Scanner, body []byte, in *batchInput) bool {
-	if !s.Consume('{') {
-		return false
-	}
-	for i := 0; ; i++ {
-		key, end, ok := s.Member(i)
-		if !ok {
-			return false
-		}
-		if end {
-			return s.End()
-		}
+	return s.Object(func(key []byte) bool {
 		// A second "votes" would be decoded into the first one's
 		// elements by encoding/json: not handled.
 		if string(key) != "votes" || in.Votes != nil || !s.Consume('[') {
@@ -144,28 +123,20 @@ func scanBatch(s *jsonscan.Scanner, body []byte, in *batchInput) bool {
 			prev = v
 		}
 		in.Votes = votes
-	}
+		return true
+	}) && s.End()
 }
 
 // scanBatchItem reads one vote of a batch into v. Strings equal to those
 // of the vote before, prev (nil for the first vote), are shared with it.
 // The options are appended to *opts when there is room.
 func scanBatchItem(s *jsonscan.Scanner, v, prev *batchItem, opts *[]string) bool {
-	if !s.Consume('{') {
-		return false
-	}
 	p := prev
 	if p == nil {
 		p = &batchItem{}
 	}
-	for i := 0; ; i++ {
-		key, end, ok := s.Member(i)
-		if !ok {
-			return false
-		}
-		if end {
-			return true
-		}
+	return s.Object(func(key []byte) bool {
+		var ok bool
 		switch string(key) {
 		case "poll_id":
 			ok = s.StringInto(&v.PollID, p.PollID)
@@ -189,10 +160,8 @@ func scanBatchItem(s *jsonscan.Scanner, v, prev *batchItem, opts *[]string) bool
 		default:
 			return false // unknown, or a known key spelt in another case
 		}
-		if !ok {
-			return false
-		}
-	}
+		return ok
+	})
 }
 
 // scanOptions reads an array of strings, appending its elements to dst, or

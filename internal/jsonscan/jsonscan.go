@@ -89,6 +89,28 @@ func (s *Scanner) Null() bool {
 	return false
 }
 
+// Object reads an object: '{', then for each member its key, handed to
+// member, which must read the value and report whether it could; then '}'.
+// It reports whether the whole object was read; it stops at the first
+// member that was not.
+func (s *Scanner) Object(member func(key []byte) bool) bool {
+	if !s.Consume('{') {
+		return false
+	}
+	for i := 0; ; i++ {
+		key, end, ok := s.Member(i)
+		if !ok {
+			return false
+		}
+		if end {
+			return true
+		}
+		if !member(key) {
+			return false
+		}
+	}
+}
+
 // Member moves to member i of the object whose '{' was consumed (i counts
 // from 0): it consumes the ',' before it, its key and the ':' after the key.
 // It returns the raw key, or end == true once the object's '}' is consumed.
