@@ -135,7 +135,7 @@ record() {
   accepted=$(jget "$f" accepted)
   [ -n "${SERVER_TICKS:-}" ] && cpu=$(awk -v t="${SERVER_TICKS:-0}" -v g="${GEN_SECONDS:-0}" -v n="$accepted" -v hz="$(getconf CLK_TCK)" \
     'BEGIN { if (n > 0) printf "%.1f / %.1f", t / hz * 1e6 / n, g * 1e6 / n; else printf "-" }')
-  ROWS+=("$(printf '%-18s %12.0f %9.2f %9.2f %9.2f %8s %10s %10s %13s  %s' "$name" \
+  ROWS+=("$(printf '%-18s %12.0f %9.2f %9.2f %9.2f %8s %10s %10s %14s  %s' "$name" \
     "$(jget "$f" throughput)" "$(jget "$f" p50_ms)" "$(jget "$f" p99_ms)" "$(jget "$f" max_ms)" \
     "$(jget "$f" errors)" "$accepted" "$(jget "$f" counted)" "$cpu" "$verdict")")
 }
@@ -250,7 +250,7 @@ fi
 
 echo
 echo "pollcast bench, $DURATION a run, $(nproc) CPUs, $(go env GOOS)/$(go env GOARCH); JSON in $OUT/"
-printf '%-18s %12s %9s %9s %9s %8s %10s %10s %13s  %s\n' run "ok votes/s" "p50 ms" "p99 ms" "max ms" errors accepted counted "µs srv / gen" exactness
+printf '%-18s %12s %9s %9s %9s %8s %10s %10s %14s  %s\n' run "ok votes/s" "p50 ms" "p99 ms" "max ms" errors accepted counted "cpu us srv/gen" exactness
 for row in "${ROWS[@]}"; do echo "$row"; done
 base=$(jget "$OUT/baseline-http.json" throughput 2>/dev/null || true)
 http=$(jget "$OUT/http.json" throughput 2>/dev/null || true)
@@ -261,7 +261,7 @@ if [ -f "$OUT/redis-http.json" ] && [ -n "$base" ]; then
   awk -v h="$(jget "$OUT/redis-http.json" throughput)" -v b="$base" 'BEGIN { printf "ratio redis-http/baseline: %.2f\n", h/b }'
 fi
 echo "viewers latency is from a vote's 202 to a viewer seeing it counted; the others are request latencies"
-echo "µs srv / gen: CPU time of the server (until it settles, analytics catching up included) and of the load generator per accepted vote"
+echo "cpu us srv/gen: CPU time, in microseconds, of the server (until it settles, analytics catching up included) and of the load generator per accepted vote"
 [ -n "$VIEWER_LINE" ] && echo "$VIEWER_LINE"
 
 if [ ${#FAILED[@]} -gt 0 ]; then
