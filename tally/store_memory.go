@@ -104,10 +104,7 @@ func (s *MemoryStore) Apply(_ context.Context, b Batch) error {
 // poll returns the counters of a poll, made on first use; nil for a
 // deleted poll.
 func (s *MemoryStore) poll(id string) *memPoll {
-	s.mu.RLock()
-	p, ok := s.polls[id]
-	s.mu.RUnlock()
-	if ok {
+	if p, ok := s.existing(id); ok {
 		return p
 	}
 	s.mu.Lock()
@@ -115,18 +112,25 @@ func (s *MemoryStore) poll(id string) *memPoll {
 	if _, gone := s.deleted[id]; gone {
 		return nil
 	}
-	if p, ok = s.polls[id]; !ok {
+	p, ok := s.polls[id]
+	if !ok {
 		p = &memPoll{options: map[string]int64{}}
 		s.polls[id] = p
 	}
 	return p
 }
 
+// existing returns the counters of a poll that has them.
+func (s *MemoryStore) existing(id string) (*memPoll, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.polls[id]
+	return p, ok
+}
+
 // HasVoter implements Store.
 func (s *MemoryStore) HasVoter(_ context.Context, pollID string, voter [16]byte) (bool, error) {
-	s.mu.RLock()
-	p, ok := s.polls[pollID]
-	s.mu.RUnlock()
+	p, ok := s.existing(pollID)
 	if !ok {
 		return false, nil
 	}
@@ -138,9 +142,7 @@ func (s *MemoryStore) HasVoter(_ context.Context, pollID string, voter [16]byte)
 // Counts implements Store. The counts are a copy.
 func (s *MemoryStore) Counts(_ context.Context, pollID string) (poll.Counts, error) {
 	c := poll.Counts{PollID: pollID, Options: map[string]int64{}}
-	s.mu.RLock()
-	p, ok := s.polls[pollID]
-	s.mu.RUnlock()
+	p, ok := s.existing(pollID)
 	if !ok {
 		return c, nil
 	}
