@@ -64,7 +64,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	sc := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "pollcast vote log: the source of truth",
-		Subjects:    []string{"votes.>"},
+		Subjects:    []string{AllVotes},
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew,
 		Storage:     jetstream.FileStorage,
@@ -99,3 +99,52 @@ func LastSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 
 // ErrLogUnavailable is returned when the log cannot be reached.
 var ErrLogUnavailable = errors.New("votelog: log unavailable")
+
+// AllVotes is the subject filter of every vote in the log.
+const AllVotes = "votes.>"
+
+// Reader opens an ordered consumer of the log that delivers the messages
+// after sequence after (from the start when after is 0) on filter
+// (AllVotes, or ShardFilter of one shard). It is the one way the roles read
+// the log through a consumer: ordered, ephemeral, no acks, recreated by the
+// client after a gap, so a reader sees each message once and in order.
+func Reader(ctx context.Context, js jetstream.JetStream, after uint64, filter string) (jetstream.Consumer, error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if after > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	c, err := js.OrderedConsumer(ctx, StreamName, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("votelog: reader: %w", err)
+	}
+	return c, nil
+}
+
+const (
+	// LeaseBucket is the key-value bucket in which tally processes sharing
+	// a store take turns on shards: key = shard number, value = owner.
+	LeaseBucket = "pollcast_tally_leases"
+	// DefaultLeaseTTL is how long a lease outlives its holder's last
+	// renewal: the time another process waits to take over a dead holder's shard.
+	DefaultLeaseTTL = 3 * time.Second
+)
+
+// LeaseConfig configures EnsureLeases.
+type LeaseConfig struct {
+	// Replicas is the bucket's replica count. Zero value means 1; use 3 on a cluster.
+	Replicas int
+	// TTL is how long a lease lasts without renewal. Zero value means DefaultLeaseTTL.
+	TTL time.Duration
+}
+
+// EnsureLeases creates the tally lease bucket or brings its configuration up to date.
+func EnsureLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: LeaseBucket, TTL: cmp.Or(cfg.TTL, DefaultLeaseTTL), Replicas: cmp.Or(cfg.Replicas, 1),
+		Description: "which tally process folds which shard",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("votelog: lease bucket: %w", err)
+	}
+	return kv, nil
+}
