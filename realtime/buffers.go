@@ -10,8 +10,8 @@ import (
 )
 
 // Buffer sizes of a live connection. net/http hands a hijacked connection
-// 4 KiB to read and 4 KiB to write, kept for the connection's life: half of
-// what a viewer cost. Live messages are a few hundred bytes; larger ones
+// 4 KiB to read and 4 KiB to write, kept for the connection's life, which
+// would dominate what an idle viewer costs. Live messages are a few hundred bytes; larger ones
 // go through these buffers in pieces.
 const (
 	liveReadBuffer  = 512
@@ -64,8 +64,8 @@ func (s *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // heldConn is a live connection whose writes can be held back and sent
 // together. The WebSocket library flushes every message with a write of
-// its own: a system call per message, an eighth of the server's CPU when
-// votes arrive over WebSocket (pprof). The connection's writer holds the
+// its own: a system call per message, a large cost when votes arrive
+// over WebSocket. The connection's writer holds the
 // writes while it writes what is pending (say eight answers to eight
 // votes) and releases them with one system call.
 //

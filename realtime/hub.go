@@ -71,10 +71,9 @@ type HubConfig struct {
 	// every 160ms at 10,000 viewers), so the hub's writes do not crowd out
 	// the votes on the same cores; but never less often than every
 	// maxFanoutInterval, so viewers still converge within a second of the
-	// last vote (DESIGN.md invariant 5). Zero value means 62,500 (raised
-	// from 50,000 once lanes smoothed the writes: 10,000 viewers at 5,000
-	// votes/s, p99 vote-to-viewer 210-225 ms instead of 234-248); negative
-	// means no cap.
+	// last vote (DESIGN.md invariant 5). Zero value means 62,500 (the
+	// rate at which, with lanes, 10,000 viewers still leave the cores room
+	// for votes: BENCHMARKS.md); negative means no cap.
 	FanoutRate int
 	// LaneSize is how many viewers of a poll get results together: a poll
 	// with more viewers gets them in lanes that take turns over its

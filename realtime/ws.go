@@ -89,8 +89,8 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 // serveConn is a joined viewer's reader: it reads the client's messages
 // until the connection ends, then waits for the writer to be done. A
 // connection has this one goroutine, plus its vote loop once it votes and
-// a writer while something is being written: goroutine stacks were a third
-// of what a viewer cost.
+// a writer while something is being written, because goroutine stacks are
+// a large part of what an idle viewer costs.
 func (h *Hub) serveConn(ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, vw *viewer, v Viewer, w *wsWriter) {
 	defer h.conns.Done()
 	var wg sync.WaitGroup
@@ -129,9 +129,9 @@ type wsWriter struct {
 	cancel context.CancelFunc
 	pollID string
 	vw     *viewer
-	// stuck bounds every write: one timer per connection, because a
-	// context with a deadline per message cost a tenth of the hub's CPU at
-	// 10,000 viewers (pprof). When it fires, the write fails and the
+	// stuck bounds every write: one timer per connection rather than a
+	// context with a deadline per message, which is costly at thousands of
+	// viewers. When it fires, the write fails and the
 	// viewer is closed as too slow.
 	stuck *time.Timer
 	send  func(*outMsg) bool
@@ -325,8 +325,7 @@ const maxKeptReadBuffer = 4 << 10
 
 // readMessage reads the next message into buf's space. It reads without a
 // context: a context's deadline or cancellation costs the library two
-// allocations a read (a third of what the server allocated under votes
-// over WebSocket, pprof). A read ends when the connection is closed:
+// allocations a read, on the hottest path of votes over WebSocket. A read ends when the connection is closed:
 // whoever ends a connection closes it (closeConnWithin, wsWriter.end).
 func readMessage(c *websocket.Conn, buf []byte) (websocket.MessageType, []byte, error) {
 	typ, r, err := c.Reader(context.Background())
