@@ -3,6 +3,7 @@ package analytics
 import (
 	"context"
 	"embed"
+	"fmt"
 	"io/fs"
 	"slices"
 	"strconv"
@@ -273,4 +274,29 @@ func (m migration) statements() []statement {
 	}
 	end()
 	return out
+}
+
+// rows is what both SQL drivers' result sets offer.
+type rows interface {
+	Next() bool
+	Err() error
+	Close() error
+}
+
+// eachRow calls each for every row of a query's result (or returns the
+// query's error), then closes the rows.
+func eachRow[R rows](r R, queryErr error, each func(R) error) error {
+	if queryErr != nil {
+		return fmt.Errorf("analytics: query: %w", queryErr)
+	}
+	defer r.Close()
+	for r.Next() {
+		if err := each(r); err != nil {
+			return err
+		}
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("analytics: query: %w", err)
+	}
+	return nil
 }

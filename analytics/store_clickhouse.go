@@ -252,21 +252,10 @@ func (s *ClickHouseStore) Export(ctx context.Context, pollID string, fn func(*Vo
 	})
 }
 
+// query runs a query and calls each for every row.
 func (s *ClickHouseStore) query(ctx context.Context, q string, args []any, each func(driver.Rows) error) error {
 	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("analytics: query: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := each(rows); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("analytics: query: %w", err)
-	}
-	return nil
+	return eachRow(rows, err, each)
 }
 
 // Ping implements Store.

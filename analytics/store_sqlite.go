@@ -374,19 +374,7 @@ func (s *SQLiteStore) Export(ctx context.Context, pollID string, fn func(*Vote) 
 // query runs a query and calls each for every row.
 func (s *SQLiteStore) query(ctx context.Context, q string, args []any, each func(*sql.Rows) error) error {
 	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("analytics: query: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := each(rows); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("analytics: query: %w", err)
-	}
-	return nil
+	return eachRow(rows, err, each)
 }
 
 // Ping implements Store.
