@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bufio"
@@ -21,21 +21,23 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// The ws scenario's client. It does not use coder/websocket, as the server
-// and the viewers scenario do: there every message is a write system call
-// of its own, flushed, and every message read sets up a reader, arms and
-// disarms a timeout and allocates its bytes, and encoding/json decoded
-// every answer; that came to 13-15 µs of CPU a vote (pprof), taken from
-// the server the load generator shares the machine with. Here gobwas/ws
-// does the handshake; whenever the window has room for k votes, k masked
-// frames are built into one buffer and written with one call (by the
-// reader itself, once it has read the answers that came, unless --rate
-// paces a sender), and the answers are read from one bufio.Reader and
-// scanned for the four fields the scenario needs (bench_wsproto.go): about
-// 3.4 µs a vote, most of it the system calls. The connection is dialled
-// by benchNet, over its source addresses; an HTTP proxy is not used.
+// The ws scenario's client. It frames its own messages rather than use
+// coder/websocket, as the server and the viewers scenario do: there every
+// message is a flushed write system call of its own, and every message
+// read sets up a reader, arms a timeout and allocates, CPU taken from the
+// server the load generator shares the machine with. Here gobwas/ws does
+// the handshake; whenever the window has room for k votes, k masked frames
+// are built into one buffer and written with one call (by the reader
+// itself, once it has read the answers that came, unless Config.Rate paces
+// a sender), and the answers are read from one bufio.Reader and scanned
+// for the four fields the scenario needs (wsproto.go). The connection is
+// dialled by network, over its source addresses; an HTTP proxy is not
+// used.
 
 const (
+	wsWriteTimeout = 10 * time.Second
+	wsDrainTimeout = 10 * time.Second // for the answers to the votes in flight
+	reconnectPause = 100 * time.Millisecond
 	wsReadBuffer   = 64 << 10
 	wsReadLimit    = 1 << 20         // the longest message taken
 	wsCloseTimeout = 5 * time.Second // for the server's answer to our close
@@ -44,10 +46,10 @@ const (
 // dialVoter opens a live WebSocket to the poll, as its owner when a key
 // was given (as dialLive does), and returns it with the reader of what
 // the server sends on it.
-func (b *bench) dialVoter(ctx context.Context) (net.Conn, *bufio.Reader, error) {
-	d := ws.Dialer{Timeout: wsDialTimeout, NetDial: b.net.dial}
-	if b.cfg.key != "" {
-		d.Header = ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + b.cfg.key}})
+func (g *Generator) dialVoter(ctx context.Context) (net.Conn, *bufio.Reader, error) {
+	d := ws.Dialer{Timeout: wsDialTimeout, NetDial: g.net.dial}
+	if g.cfg.Key != "" {
+		d.Header = ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + g.cfg.Key}})
 	}
 	var refused error
 	d.OnStatusError = func(status int, reason []byte, resp io.Reader) {
@@ -56,7 +58,7 @@ func (b *bench) dialVoter(ctx context.Context) (net.Conn, *bufio.Reader, error) 
 			refused = fmt.Errorf("live: %d %s (%s)", status, reason, problemCode(r))
 		}
 	}
-	conn, early, _, err := d.Dial(ctx, "ws"+strings.TrimPrefix(b.liveURL(false), "http"))
+	conn, early, _, err := d.Dial(ctx, "ws"+strings.TrimPrefix(g.liveURL(false), "http"))
 	if err != nil {
 		if conn != nil {
 			conn.Close()
@@ -75,16 +77,16 @@ func (b *bench) dialVoter(ctx context.Context) (net.Conn, *bufio.Reader, error) 
 
 // wsWorker votes over one WebSocket at a time until sendCtx ends,
 // reconnecting when a connection fails.
-func (b *bench) wsWorker(ctx, sendCtx context.Context) {
+func (g *Generator) wsWorker(ctx, sendCtx context.Context) {
 	for sendCtx.Err() == nil {
-		conn, br, err := b.dialVoter(ctx)
+		conn, br, err := g.dialVoter(ctx)
 		if err == nil {
-			err = newWSVoter(b, conn, br).run(ctx, sendCtx)
+			err = newWSVoter(g, conn, br).run(ctx, sendCtx)
 		}
 		if err == nil {
 			return
 		}
-		b.st.connError(err)
+		g.st.connError(err)
 		select {
 		case <-sendCtx.Done():
 		case <-time.After(reconnectPause):
@@ -96,7 +98,7 @@ func (b *bench) wsWorker(ctx, sendCtx context.Context) {
 // for their answers, matched by ref. Refs are 1, 2, 3, ... on each
 // connection, so the votes waiting are kept in a ring indexed by ref.
 type wsVoter struct {
-	b        *bench
+	g        *Generator
 	conn     net.Conn
 	fr       frameReader
 	pipeline int
@@ -113,7 +115,7 @@ type wsVoter struct {
 	waiting int
 	stopped bool // sending is over: no more votes go out
 
-	// Without --rate the reader sends the votes (inline), else the
+	// Without Config.Rate the reader sends the votes (inline), else the
 	// sender; whichever does owns these.
 	inline   bool
 	seq      int64 // the last ref sent
@@ -126,13 +128,13 @@ type wsPending struct {
 	ref, sent int64
 }
 
-func newWSVoter(b *bench, conn net.Conn, br *bufio.Reader) *wsVoter {
-	opt, _ := json.Marshal(b.cfg.option)
+func newWSVoter(g *Generator, conn net.Conn, br *bufio.Reader) *wsVoter {
+	opt, _ := json.Marshal(g.cfg.Option)
 	return &wsVoter{
-		b: b, conn: conn, fr: frameReader{br: br, limit: wsReadLimit}, pipeline: b.cfg.pipeline,
+		g: g, conn: conn, fr: frameReader{br: br, limit: wsReadLimit}, pipeline: g.cfg.Pipeline,
 		epoch: time.Now(), freed: make(chan struct{}, 1), readDone: make(chan struct{}),
-		ring: make([]wsPending, 1<<bits.Len(uint(2*b.cfg.pipeline-1))), // a power of 2, at least twice the window
-		opt:  opt, inline: b.pace == nil,
+		ring: make([]wsPending, 1<<bits.Len(uint(2*g.cfg.Pipeline-1))), // a power of 2, at least twice the window
+		opt:  opt, inline: g.pace == nil,
 	}
 }
 
@@ -171,10 +173,10 @@ func (v *wsVoter) room() int {
 }
 
 // send writes votes while the window has room, until sendCtx ends: with
-// --rate as many as are due. Without, the reader fills the window
+// Config.Rate as many as are due. Without, the reader fills the window
 // whenever it has read the answers that came (refill) and send only waits:
-// a handoff to a sender goroutine for each write cost more than the rest
-// of the client's work (perf: the scheduler's wake-ups and futexes).
+// a handoff to a sender goroutine for each write (the scheduler's wake-ups)
+// costs more than the rest of the client's work.
 func (v *wsVoter) send(sendCtx context.Context) error {
 	if v.inline {
 		select {
@@ -201,11 +203,11 @@ func (v *wsVoter) send(sendCtx context.Context) error {
 			return v.lost()
 		default:
 		}
-		if !v.b.pace.wait(sendCtx) {
+		if !v.g.pace.wait(sendCtx) {
 			return nil
 		}
 		k := 1
-		for k < room && v.b.pace.take() {
+		for k < room && v.g.pace.take() {
 			k++
 		}
 		if err := v.writeVotes(k); err != nil {
@@ -243,13 +245,13 @@ func (v *wsVoter) refill(sendCtx context.Context) error {
 // writeVotes sends k votes in one write, unless sending is over.
 func (v *wsVoter) writeVotes(k int) error {
 	v.out = v.out[:0]
-	voter := v.b.voterSeq.Add(uint64(k)) - uint64(k)
+	voter := v.g.voterSeq.Add(uint64(k)) - uint64(k)
 	for i := range k {
 		voter++
 		m := append(v.msg[:0], `{"type":"vote","ref":"`...)
 		m = strconv.AppendInt(m, v.seq+1+int64(i), 10)
 		m = append(append(append(m, `","options":[`...), v.opt...), `],"voter":"`...)
-		m = append(v.b.appendVoter(m, voter), `"}`...)
+		m = append(v.g.appendVoter(m, voter), `"}`...)
 		v.msg = m
 		v.out = appendFrame(v.out, ws.OpText, m, rand.Uint32())
 	}
@@ -265,7 +267,7 @@ func (v *wsVoter) writeVotes(k int) error {
 	}
 	v.waiting += k
 	v.mu.Unlock()
-	v.b.st.sent.Add(int64(k))
+	v.g.st.sent.Add(int64(k))
 	return v.write(v.out)
 }
 
@@ -373,12 +375,12 @@ func (v *wsVoter) answer(a wsAnswer) bool {
 	v.mu.Unlock()
 	switch {
 	case !a.statusOK:
-		v.b.st.fail(codeTransport, 1) // an answer we cannot read: outcome unknown
+		v.g.st.fail(codeTransport, 1) // an answer we cannot read: outcome unknown
 	case a.status == http.StatusAccepted:
-		v.b.st.lat.Record(time.Duration(v.now() - sent))
-		v.b.st.ok.Add(1)
+		v.g.st.lat.Record(time.Duration(v.now() - sent))
+		v.g.st.ok.Add(1)
 	default:
-		v.b.st.fail(statusCode(a.status, string(a.code)), 1)
+		v.g.st.fail(statusCode(a.status, string(a.code)), 1)
 	}
 	return true
 }
@@ -424,6 +426,6 @@ func (v *wsVoter) failPending() {
 	v.waiting = 0
 	v.mu.Unlock()
 	if n > 0 {
-		v.b.st.fail(codeTransport, int64(n))
+		v.g.st.fail(codeTransport, int64(n))
 	}
 }

@@ -1,17 +1,12 @@
-package main
+package loadgen
 
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +32,7 @@ type wantFrame struct {
 	payload string
 }
 
-func TestBenchWSFrameReader(t *testing.T) {
+func TestWSFrameReader(t *testing.T) {
 	long := strings.Repeat("x", 70_000) // longer than the reader's buffer, with a 64-bit length
 	mid := strings.Repeat("y", 300)     // a 16-bit length
 	answer := `{"type":"vote_result","ref":"1","status":202,"vote_id":"v1"}`
@@ -155,9 +150,9 @@ func TestBenchWSFrameReader(t *testing.T) {
 	}
 }
 
-// TestBenchWSFrameBuffered checks the reader's test for a frame it can
+// TestWSFrameBuffered checks the reader's test for a frame it can
 // return without waiting.
-func TestBenchWSFrameBuffered(t *testing.T) {
+func TestWSFrameBuffered(t *testing.T) {
 	a, b := serverFrame(true, ws.OpText, "first"), serverFrame(true, ws.OpText, "second")
 	pr, pw := io.Pipe()
 	fr := frameReader{br: bufio.NewReaderSize(pr, 64), limit: 1000}
@@ -177,8 +172,8 @@ func TestBenchWSFrameBuffered(t *testing.T) {
 	}
 }
 
-// TestBenchWSAppendFrame reads the frames the client writes with gobwas/ws.
-func TestBenchWSAppendFrame(t *testing.T) {
+// TestWSAppendFrame reads the frames the client writes with gobwas/ws.
+func TestWSAppendFrame(t *testing.T) {
 	var buf []byte
 	lengths := []int{0, 1, 125, 126, 65535, 65536}
 	for i, n := range lengths {
@@ -203,7 +198,7 @@ func TestBenchWSAppendFrame(t *testing.T) {
 	}
 }
 
-func TestBenchWSScanAnswer(t *testing.T) {
+func TestWSScanAnswer(t *testing.T) {
 	tests := []struct {
 		name, data string
 		want       wsAnswer
@@ -261,9 +256,9 @@ func describeAnswer(a wsAnswer) string {
 		a.typ, a.typ == nil, a.ref, a.refOK, a.hasRef, a.status, a.statusOK, a.code, a.code == nil)
 }
 
-// FuzzBenchWSScanAnswer checks scanAnswer against encoding/json decoding
+// FuzzWSScanAnswer checks scanAnswer against encoding/json decoding
 // into a map: what JSON accepts the scanner reads the same way.
-func FuzzBenchWSScanAnswer(f *testing.F) {
+func FuzzWSScanAnswer(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"vote_result","ref":"17","status":202,"vote_id":"v-1"}`,
 		`{"type":"vote_result","ref":"3","status":429,"code":"rate_limited","detail":"x"}`,
@@ -303,9 +298,9 @@ func FuzzBenchWSScanAnswer(f *testing.F) {
 	})
 }
 
-// FuzzBenchWSFrameReader feeds bytes to the frame reader: it must return
+// FuzzWSFrameReader feeds bytes to the frame reader: it must return
 // frames within its limit or an error, never panic or loop.
-func FuzzBenchWSFrameReader(f *testing.F) {
+func FuzzWSFrameReader(f *testing.F) {
 	f.Add(concat(serverFrame(true, ws.OpText, `{"type":"results"}`), serverFrame(true, ws.OpPing, "p")))
 	f.Add(concat(serverFrame(false, ws.OpText, "ab"), serverFrame(true, ws.OpPing, "p"), serverFrame(true, ws.OpContinuation, "cd")))
 	f.Add(concat(serverFrame(true, ws.OpText, strings.Repeat("z", 200)), []byte{0x81, 126, 0, 100}))
@@ -324,175 +319,4 @@ func FuzzBenchWSFrameReader(f *testing.F) {
 		}
 		t.Fatal("more frames than bytes")
 	})
-}
-
-// fakeLive is the server end of a live socket for a wsVoter: it reads
-// the votes and answers as the test says.
-type fakeLive struct {
-	t     *testing.T
-	conn  net.Conn
-	votes chan ws.Frame // the client's frames, unmasked
-}
-
-func newFakeLive(t *testing.T, b *bench) (*fakeLive, *wsVoter) {
-	t.Helper()
-	c, s := net.Pipe()
-	t.Cleanup(func() { c.Close(); s.Close() })
-	fl := &fakeLive{t: t, conn: s, votes: make(chan ws.Frame, 1024)}
-	go func() {
-		defer close(fl.votes)
-		br := bufio.NewReader(s)
-		for {
-			f, err := ws.ReadFrame(br)
-			if err != nil {
-				return
-			}
-			if !f.Header.Masked {
-				t.Errorf("an unmasked frame from the client: %+v", f.Header)
-			}
-			fl.votes <- ws.UnmaskFrame(f)
-		}
-	}()
-	return fl, newWSVoter(b, c, bufio.NewReaderSize(c, wsReadBuffer))
-}
-
-// next returns the client's next frame.
-func (fl *fakeLive) next() ws.Frame {
-	fl.t.Helper()
-	f, ok := <-fl.votes
-	if !ok {
-		fl.t.Fatal("the client's end closed")
-	}
-	return f
-}
-
-// vote returns the ref of the client's next frame, a vote.
-func (fl *fakeLive) vote() string {
-	fl.t.Helper()
-	f := fl.next()
-	var m struct{ Type, Ref, Voter string }
-	if f.Header.OpCode != ws.OpText || json.Unmarshal(f.Payload, &m) != nil || m.Type != "vote" || m.Voter == "" {
-		fl.t.Fatalf("not a vote: %+v %q", f.Header, f.Payload)
-	}
-	return m.Ref
-}
-
-func (fl *fakeLive) send(frames ...[]byte) {
-	fl.t.Helper()
-	if _, err := fl.conn.Write(concat(frames...)); err != nil {
-		fl.t.Fatal(err)
-	}
-}
-
-func result(ref string, status int, code string) []byte {
-	return serverFrame(true, ws.OpText, fmt.Sprintf(`{"type":"vote_result","ref":%q,"status":%d,"code":%q}`, ref, status, code))
-}
-
-func testBench(pipeline int) *bench {
-	return &bench{cfg: benchConfig{pipeline: pipeline, option: "a"}, runID: "bench-test", st: newBenchStats()}
-}
-
-// TestBenchWSVoter runs a voter against a scripted server: answers in
-// any order and split across writes, messages that are not answers
-// between them, a ping, an answer to no vote, and the closing handshake.
-func TestBenchWSVoter(t *testing.T) {
-	b := testBench(4)
-	fl, v := newFakeLive(t, b)
-	sendCtx, stopSending := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- v.run(context.Background(), sendCtx) }()
-
-	refs := []string{fl.vote(), fl.vote(), fl.vote(), fl.vote()} // the window
-	if want := []string{"1", "2", "3", "4"}; fmt.Sprint(refs) != fmt.Sprint(want) {
-		t.Fatalf("refs %v, want %v", refs, want)
-	}
-	r2 := result("2", 202, "")
-	fl.send(serverFrame(true, ws.OpText, `{"type":"results","total":0,"options":[]}`), r2[:5])
-	fl.send(r2[5:], result("1", 409, "already_voted"), serverFrame(true, ws.OpPing, "are you there"))
-	if f := fl.next(); f.Header.OpCode != ws.OpPong || string(f.Payload) != "are you there" {
-		t.Fatalf("want the pong, got %+v %q", f.Header, f.Payload)
-	}
-	if a, b := fl.vote(), fl.vote(); a != "5" || b != "6" { // two places came free
-		t.Fatalf("refs %s %s, want 5 6", a, b)
-	}
-	stopSending()
-	fl.send(result("99", 202, ""), serverFrame(true, ws.OpText, `{"type":"poll","id":"p"}`), result("4", 202, ""),
-		result("3", 202, ""), result("5", 202, ""), result("6", 503, "overloaded"))
-	if f := fl.next(); f.Header.OpCode != ws.OpClose || binary.BigEndian.Uint16(f.Payload) != uint16(ws.StatusNormalClosure) {
-		t.Fatalf("want a normal close, got %+v %q", f.Header, f.Payload)
-	}
-	fl.send(serverFrame(true, ws.OpClose, "\x03\xe8"))
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	if s := b.st; s.sent.Load() != 6 || s.ok.Load() != 4 || s.failed.Load() != 2 || s.unknown.Load() != 0 || s.lat.Count() != 4 {
-		t.Errorf("sent %d ok %d failed %d unknown %d latencies %d", s.sent.Load(), s.ok.Load(), s.failed.Load(), s.unknown.Load(), s.lat.Count())
-	}
-	if codes := b.st.codeCounts(); codes["already_voted"] != 1 || codes["overloaded"] != 1 {
-		t.Errorf("codes %v", codes)
-	}
-}
-
-// TestBenchWSVoterGarbled checks that an unreadable message ends the
-// connection with an error and the votes waiting count as outcome unknown.
-func TestBenchWSVoterGarbled(t *testing.T) {
-	for name, msg := range map[string][]byte{
-		"not JSON":          serverFrame(true, ws.OpText, `{"type":"vote_result","ref":"1",`),
-		"no ref":            serverFrame(true, ws.OpText, `{"type":"vote_result","status":202}`),
-		"an error":          serverFrame(true, ws.OpText, `{"type":"error","code":"bad_request"}`),
-		"a binary message":  serverFrame(true, ws.OpBinary, `{}`),
-		"a protocol error":  {0x81, 0x85, 1, 2, 3, 4, 'a', 'b', 'c', 'd', 'e'},
-		"closed by the end": serverFrame(true, ws.OpClose, "\x03\xf3going"),
-	} {
-		t.Run(name, func(t *testing.T) {
-			b := testBench(2)
-			fl, v := newFakeLive(t, b)
-			done := make(chan error, 1)
-			go func() { done <- v.run(context.Background(), context.Background()) }()
-			fl.vote()
-			fl.vote()
-			fl.send(result("1", 202, ""), msg)
-			err := <-done
-			if !errors.Is(err, errConnLost) {
-				t.Fatalf("run: %v, want the connection lost", err)
-			}
-			t.Logf("run: %v", err)
-			if s := b.st; s.sent.Load() != 2 || s.ok.Load() != 1 || s.unknown.Load() != 1 || s.failed.Load() != 1 {
-				t.Errorf("sent %d ok %d failed %d unknown %d", s.sent.Load(), s.ok.Load(), s.failed.Load(), s.unknown.Load())
-			}
-		})
-	}
-}
-
-// TestBenchWSDialRefused checks that a refused handshake says why.
-func TestBenchWSDialRefused(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer k" || r.Header.Get("Upgrade") != "websocket" {
-			t.Errorf("handshake headers: %v", r.Header)
-		}
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusForbidden)
-		fmt.Fprint(w, `{"status":403,"code":"origin_not_allowed"}`)
-	}))
-	defer srv.Close()
-	cfg := benchConfig{url: srv.URL, key: "k", concurrency: 1, sources: 1}
-	n, err := newBenchNet(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &bench{cfg: cfg, net: n, pollID: "p"}
-	_, _, err = b.dialVoter(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "origin_not_allowed") {
-		t.Fatalf("dial: %v", err)
-	}
-}
-
-// TestBenchWSRate checks that with --rate the ws scenario sends as paced.
-func TestBenchWSRate(t *testing.T) {
-	a := startApp(t)
-	code, s := benchJSON(t, benchArgs(a, "ws", "--concurrency", "3", "--rate", "200", "--duration", "1500ms")...)
-	checkExact(t, a, code, s)
-	if s.OK > 320 || s.OK+s.Behind < 250 {
-		t.Errorf("%d votes, %d behind in 1.5 s at 200 votes/s", s.OK, s.Behind)
-	}
 }

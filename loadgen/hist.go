@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"math"
@@ -9,8 +9,8 @@ import (
 
 // histogram counts durations in logarithmic buckets 1% wide, so that any
 // quantile is known within 0.5% in a few kilobytes, however many samples
-// it holds (the viewers scenario records millions). It is safe for
-// concurrent use; the zero value is not: use newHistogram.
+// it holds (the viewers scenario records one per viewer and vote). It is
+// safe for concurrent use; the zero value is not: use newHistogram.
 type histogram struct {
 	counts   []atomic.Int64 // bucket 0: below histUnit; bucket b ≥ 1: [histUnit·g^(b-1), histUnit·g^b)
 	total    atomic.Int64
@@ -25,9 +25,9 @@ const (
 
 // bucketEnds[b] is the first duration past bucket b, in nanoseconds:
 // bucket 0 is [0, histUnit), bucket b ≥ 1 is [bucketEnds[b-1], bucketEnds[b]).
-// A table, because the viewers scenario places tens of millions of
-// samples a second: a logarithm and a power for each took half of the load
-// generator's CPU (pprof).
+// A table, because the viewers scenario places a sample for every viewer
+// and vote: a logarithm and a power for each would dominate the load
+// generator's CPU.
 var bucketEnds = func() []int64 {
 	ends := make([]int64, histBuckets)
 	for b := range ends {

@@ -1,25 +1,20 @@
-package main
+package loadgen
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
-// The viewers scenario: --viewers live connections on one poll while votes
-// arrive over HTTP. The k-th vote answered 202 (in order of arrival) is
-// taken to be counted in any results message whose total reaches k: a
+// The viewers scenario: Config.Viewers live connections on one poll while
+// votes arrive over HTTP. The k-th vote answered 202 (in order of arrival)
+// is taken to be counted in any results message whose total reaches k: a
 // viewer's latency for it is when the viewer got that message minus when
 // the 202 arrived, clamped at zero (the viewer may see a vote counted
 // before its 202 reached the voter).
@@ -32,7 +27,7 @@ const (
 
 // viewerSet is the audience of the viewers scenario.
 type viewerSet struct {
-	b       *bench
+	g       *Generator
 	base    int64 // the poll's total before the run
 	arr     *arrivals
 	lat     *histogram
@@ -50,8 +45,8 @@ type viewerState struct {
 	live atomic.Bool  // connected and not dropped
 }
 
-// viewerSummary reports on the viewers.
-type viewerSummary struct {
+// ViewerSummary reports on the viewers.
+type ViewerSummary struct {
 	Wanted    int     `json:"wanted"`
 	Live      string  `json:"live"` // ws or sse
 	Connected int64   `json:"connected"`
@@ -86,25 +81,25 @@ func (a *arrivals) snapshot() []int64 {
 }
 
 // newViewerSet returns the audience of a poll whose total was before.
-func newViewerSet(b *bench, before int64) *viewerSet {
+func newViewerSet(g *Generator, before int64) *viewerSet {
 	capacity := 1024
-	if b.cfg.rate > 0 {
-		capacity = int(b.cfg.rate*b.cfg.duration.Seconds()*1.1) + 1024
+	if g.cfg.Rate > 0 {
+		capacity = int(g.cfg.Rate*g.cfg.Duration.Seconds()*1.1) + 1024
 	}
-	return &viewerSet{b: b, base: before, lat: newHistogram(), viewers: make([]viewerState, b.cfg.viewers),
+	return &viewerSet{g: g, base: before, lat: newHistogram(), viewers: make([]viewerState, g.cfg.Viewers),
 		arr: &arrivals{start: time.Now(), times: make([]int64, 0, capacity)}}
 }
 
-func (vs *viewerSet) summary() *viewerSummary {
-	return &viewerSummary{Wanted: vs.b.cfg.viewers, Live: vs.b.cfg.live, Connected: vs.connected.Load(),
+func (vs *viewerSet) summary() *ViewerSummary {
+	return &ViewerSummary{Wanted: vs.g.cfg.Viewers, Live: vs.g.cfg.Live, Connected: vs.connected.Load(),
 		Failed: vs.failed.Load(), Dropped: vs.dropped.Load(), CaughtUp: vs.caughtUp, ConnectS: vs.connectTime.Seconds()}
 }
 
-// runViewers connects the viewers, votes over HTTP for --duration, waits
-// for the viewers to see the final total, and returns how long the votes
-// took.
-func (b *bench) runViewers(ctx context.Context) (time.Duration, error) {
-	vs := b.viewers
+// runViewers connects the viewers, votes over HTTP for Config.Duration,
+// waits for the viewers to see the final total, and returns how long the
+// votes took.
+func (g *Generator) runViewers(ctx context.Context) (time.Duration, error) {
+	vs := g.viewers
 	vctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -115,31 +110,31 @@ func (b *bench) runViewers(ctx context.Context) (time.Duration, error) {
 	t0 := time.Now()
 	vs.connectAll(vctx, &wg)
 	vs.connectTime = time.Since(t0)
-	fmt.Fprintf(b.stderr, "bench: %d of %d viewers connected in %.1fs; voting for %v\n",
-		vs.connected.Load(), b.cfg.viewers, vs.connectTime.Seconds(), b.cfg.duration)
+	fmt.Fprintf(g.stderr, "bench: %d of %d viewers connected in %.1fs; voting for %v\n",
+		vs.connected.Load(), g.cfg.Viewers, vs.connectTime.Seconds(), g.cfg.Duration)
 	if vs.connected.Load() == 0 {
-		_, first := b.st.connErrorCounts()
+		_, first := g.st.connErrorCounts()
 		return 0, fmt.Errorf("no viewer could connect: %s", first)
 	}
-	elapsed := b.voteForViewers(ctx)
-	vs.awaitCaughtUp(ctx, b.st.ok.Load())
+	elapsed := g.voteForViewers(ctx)
+	vs.awaitCaughtUp(ctx, g.st.ok.Load())
 	return elapsed, nil
 }
 
-// voteForViewers sends single votes over HTTP for --duration, noting when
-// each 202 arrives.
-func (b *bench) voteForViewers(ctx context.Context) time.Duration {
-	sendCtx, cancel := context.WithTimeout(ctx, b.cfg.duration)
+// voteForViewers sends single votes over HTTP for Config.Duration, noting
+// when each 202 arrives.
+func (g *Generator) voteForViewers(ctx context.Context) time.Duration {
+	sendCtx, cancel := context.WithTimeout(ctx, g.cfg.Duration)
 	defer cancel()
 	start := time.Now()
-	target, prefix := b.votesURL(), b.votePrefix(false)
+	target, prefix := g.votesURL(), g.votePrefix(false)
 	var wg sync.WaitGroup
-	wg.Go(func() { b.pace.run(sendCtx) })
-	for range b.cfg.concurrency {
+	wg.Go(func() { g.pace.run(sendCtx) })
+	for range g.cfg.Concurrency {
 		wg.Go(func() {
-			for b.pace.wait(sendCtx) {
-				if b.voteHTTP(ctx, target, prefix) {
-					b.viewers.arr.add()
+			for g.pace.wait(sendCtx) {
+				if g.voteHTTP(ctx, target, prefix) {
+					g.viewers.arr.add()
 				}
 			}
 		})
@@ -193,7 +188,7 @@ func (vs *viewerSet) watch(ctx context.Context, i int, ready func()) {
 			st.live.Store(false)
 			if !vs.closing.Load() {
 				vs.dropped.Add(1)
-				vs.b.st.connError(fmt.Errorf("viewer dropped: %w", err))
+				vs.g.st.connError(fmt.Errorf("viewer dropped: %w", err))
 			}
 			return
 		}
@@ -219,7 +214,7 @@ func (vs *viewerSet) watch(ctx context.Context, i int, ready func()) {
 
 func (vs *viewerSet) fail(err error) {
 	vs.failed.Add(1)
-	vs.b.st.connError(err)
+	vs.g.st.connError(err)
 }
 
 // observe records the latencies of the votes a viewer sees counted for
@@ -300,96 +295,3 @@ func (vs *viewerSet) countCaughtUp(accepted int64) (caught, lagging int64) {
 	}
 	return caught, lagging
 }
-
-// liveFeed is a viewer's connection: WebSocket or Server-Sent Events.
-type liveFeed interface {
-	// next returns the next message's JSON.
-	next(ctx context.Context) ([]byte, error)
-	close()
-}
-
-// open connects a viewer with --live.
-func (vs *viewerSet) open(ctx context.Context) (liveFeed, error) {
-	if vs.b.cfg.live == "sse" {
-		return vs.b.openSSE(ctx)
-	}
-	c, err := vs.b.dialLive(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// Reads take no context: one with a Done channel costs a registration
-	// per message, and 10,000 viewers share the cores with the server they
-	// measure. The connection is closed when ctx ends instead.
-	f := &wsFeed{c: c}
-	f.stop = context.AfterFunc(ctx, f.close)
-	return f, nil
-}
-
-// wsFeed reads a live WebSocket into one buffer, reused for every message.
-type wsFeed struct {
-	c    *websocket.Conn
-	buf  bytes.Buffer
-	stop func() bool
-}
-
-// next returns the next message; it is valid until the next call.
-func (f *wsFeed) next(context.Context) ([]byte, error) {
-	_, r, err := f.c.Reader(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	f.buf.Reset()
-	if _, err := f.buf.ReadFrom(r); err != nil {
-		return nil, err
-	}
-	return f.buf.Bytes(), nil
-}
-
-func (f *wsFeed) close() {
-	if f.stop != nil {
-		f.stop()
-	}
-	f.c.CloseNow()
-}
-
-// sseFeed reads an event stream; the request's context ends it.
-type sseFeed struct {
-	body io.ReadCloser
-	r    *bufio.Reader
-}
-
-// openSSE opens the poll's event stream; the stream lives until ctx ends.
-func (b *bench) openSSE(ctx context.Context) (liveFeed, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.liveURL(true), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	if b.cfg.key != "" {
-		req.Header.Set("Authorization", "Bearer "+b.cfg.key)
-	}
-	resp, err := b.net.ws.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		code := problemCode(resp)
-		resp.Body.Close()
-		return nil, fmt.Errorf("events: %s (%s)", resp.Status, code)
-	}
-	return &sseFeed{body: resp.Body, r: bufio.NewReader(resp.Body)}, nil
-}
-
-func (f *sseFeed) next(context.Context) ([]byte, error) {
-	for {
-		line, err := f.r.ReadBytes('\n')
-		if err != nil {
-			return nil, err
-		}
-		if data, ok := bytes.CutPrefix(line, []byte("data:")); ok {
-			return bytes.TrimSpace(data), nil
-		}
-	}
-}
-
-func (f *sseFeed) close() { f.body.Close() }
