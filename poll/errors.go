@@ -27,7 +27,21 @@ const (
 	CodeResultsHidden     Code = "results_hidden"
 	CodeConflict          Code = "conflict"
 	CodeInternal          Code = "internal"
+	// CodeMethodNotAllowed is answered by the router (package web) to a
+	// known path asked with another method; no domain call returns it.
+	CodeMethodNotAllowed Code = "method_not_allowed"
 )
+
+// Codes returns every code above, in the order they are declared. The SDK
+// keeps its own copy of the list; a test checks that the two are the same.
+func Codes() []Code {
+	return []Code{
+		CodeBadRequest, CodeBodyTooLarge, CodeInvalid, CodeUnauthorized, CodeForbidden, CodeNotFound,
+		CodeHasVotes, CodeAlreadyVoted, CodePollClosed, CodeInvalidOption, CodeInvalidVoterToken,
+		CodeOriginNotAllowed, CodeRateLimited, CodeOverloaded, CodeResultsHidden, CodeConflict,
+		CodeInternal, CodeMethodNotAllowed,
+	}
+}
 
 // Error is a domain error carrying an API.md code. Detail is safe to show to
 // the client; internal causes are never put in it. RetryAfter, when non-zero,

@@ -38,6 +38,16 @@ const (
 	CodeInternal          Code = "internal"            // 500
 )
 
+// Codes returns every code above, in the order they are declared.
+func Codes() []Code {
+	return []Code{
+		CodeBadRequest, CodeBodyTooLarge, CodeInvalid, CodeUnauthorized, CodeForbidden, CodeNotFound,
+		CodeHasVotes, CodeAlreadyVoted, CodePollClosed, CodeInvalidOption, CodeInvalidVoterToken,
+		CodeOriginNotAllowed, CodeRateLimited, CodeOverloaded, CodeResultsHidden, CodeConflict,
+		CodeMethodNotAllowed, CodeInternal,
+	}
+}
+
 // Error is an answer of the server other than success: an RFC 9457 problem
 // document with its HTTP status. Every method of Client returns it (possibly
 // wrapped: use errors.As) when the server answered with an error.

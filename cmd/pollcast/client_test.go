@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// Tests of the command-line client (client.go), run through run() against
-// a real in-process server.
+// Tests of the command-line client (internal/cli) that need a server: run
+// through run(), as the binary dispatches them, against a real in-process
+// server. Tests of its parsing and rendering alone live in internal/cli.
 
 // cliResult is what one client command did.
 type cliResult struct {
@@ -188,37 +189,11 @@ func TestClientKeys(t *testing.T) {
 	}
 }
 
-func TestClientUsageErrors(t *testing.T) {
-	a := startApp(t)
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"no subcommand", []string{"polls"}, "which one?"},
-		{"unknown subcommand", []string{"polls", "frobnicate"}, "unknown command"},
-		{"one option", []string{"polls", "create", "--question", "Q?", "--option", "only"}, "at least two --option"},
-		{"bad time", []string{"polls", "create", "--question", "Q?", "--option", "a", "--option", "b", "--closes-at", "soon"}, "RFC 3339"},
-		{"vote without option", []string{"vote", "abc"}, "usage: pollcast vote"},
-		{"get two ids", []string{"polls", "get", "a", "b"}, "usage: pollcast polls get ID"},
-		{"unknown flag", []string{"results", "x", "--colour"}, "flag provided but not defined"},
-		{"bad url", []string{"results", "x", "--url", "ftp://x"}, "want http(s)"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if r := a.cli(tc.args...); r.code != 2 || !strings.Contains(r.stderr, tc.want) {
-				t.Fatalf("exit %d, stderr %q; want 2 and %q", r.code, r.stderr, tc.want)
-			}
-		})
-	}
-	if r := a.cli("vote", "-h"); r.code != 0 || !strings.Contains(r.stderr, "Usage: pollcast vote") {
-		t.Fatalf("vote -h: %d %q", r.code, r.stderr)
-	}
-	if r := a.cli("help"); r.code != 0 || !strings.Contains(r.stdout, "polls create") || !strings.Contains(r.stdout, "POLLCAST_URL") {
-		t.Fatalf("help: %q", r.stdout)
-	}
-	// The server is unreachable: exit 1 with the network error.
-	if r := a.cliEnv(env("POLLCAST_URL", "http://"+freeAddr(t)), "results", "x"); r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
-		t.Fatalf("unreachable server: %d %q", r.code, r.stderr)
+// TestClientHelp: `pollcast help` lists the client commands and their flags.
+func TestClientHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"help"}, env(), &out, &errOut); code != 0 || !strings.Contains(out.String(), "polls create") || !strings.Contains(out.String(), "POLLCAST_URL") {
+		t.Fatalf("help: %d %q", code, out.String())
 	}
 }
 
@@ -314,15 +289,5 @@ func TestClientWatch(t *testing.T) {
 	// Unknown poll: exit 1 at once.
 	if r := a.cli("watch", "no-such-poll-id"); r.code != 1 || !strings.Contains(r.stderr, "not_found") {
 		t.Fatalf("watch an unknown poll: %d %q", r.code, r.stderr)
-	}
-}
-
-func TestClientScreenRedrawsInPlace(t *testing.T) {
-	var b bytes.Buffer
-	s := &screen{w: &b, tty: true}
-	s.draw("one\ntwo\n")
-	s.draw("three\n")
-	if got, want := b.String(), "one\x1b[K\ntwo\x1b[K\n\x1b[J\x1b[2Fthree\x1b[K\n\x1b[J"; got != want {
-		t.Fatalf("screen output %q, want %q", got, want)
 	}
 }

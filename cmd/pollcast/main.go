@@ -10,7 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
+
+	"github.com/pollcast/pollcast/internal/cli"
 )
 
 func main() {
@@ -25,15 +28,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	switch cmd {
 	case "serve":
 		return serve(args, getenv, stdout, stderr)
-	case "polls", "results", "watch", "vote", "keys":
-		return runClient(cmd, args, getenv, stdout, stderr)
 	case "bench":
 		return runBench(args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, "Usage: pollcast [serve] [flags]\n\nCommands:\n  serve   run every role in one process (the default)\n  bench   load-test a server: pollcast bench http|ws|batch|viewers (see 'pollcast bench -h')\n\nRun 'pollcast serve -h' for the flags.")
-		fmt.Fprint(stdout, "\n"+clientHelp)
+		fmt.Fprint(stdout, "\n"+cli.Help)
 		return 0
 	default:
+		if slices.Contains(cli.Commands(), cmd) {
+			return cli.Run(cmd, args, getenv, stdout, stderr)
+		}
 		fmt.Fprintf(stderr, "pollcast: unknown command %q (try 'pollcast help')\n", cmd)
 		return 2
 	}
