@@ -116,7 +116,7 @@ func (s *server) engine() *gin.Engine {
 		c.Header("Content-Type", "application/problem+json")
 		c.AbortWithStatus(http.StatusMethodNotAllowed)
 		writeJSONBody(c, Problem{Type: "urn:pollcast:problem:method_not_allowed", Title: "Method not allowed",
-			Status: http.StatusMethodNotAllowed, Code: "method_not_allowed"})
+			Status: http.StatusMethodNotAllowed, Code: poll.CodeMethodNotAllowed})
 	})
 	return r
 }
