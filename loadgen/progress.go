@@ -3,16 +3,16 @@ package loadgen
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"time"
+
+	"github.com/pollcast/pollcast/internal/cmdline"
 )
 
 // startProgress prints a progress line on stderr every second until the
 // returned function is called (or ctx ends).
 func (g *Generator) startProgress(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	tty := isTerminal(g.stderr)
+	tty := cmdline.IsTerminal(g.stderr)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -51,15 +51,4 @@ func (g *Generator) progressLine(okLastSecond int64) string {
 		line += fmt.Sprintf("  viewers %d (dropped %d)", v.connected.Load()-v.dropped.Load(), v.dropped.Load())
 	}
 	return line
-}
-
-// isTerminal reports whether w is a terminal, where the progress line is
-// redrawn in place.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

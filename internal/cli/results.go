@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/pollcast/pollcast/internal/cmdline"
 	"github.com/pollcast/pollcast/sdk"
 )
 
@@ -75,7 +75,7 @@ func watchCmd(ctx context.Context, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	scr := &screen{w: c.stdout, tty: isTerminal(c.stdout)}
+	scr := &screen{w: c.stdout, tty: cmdline.IsTerminal(c.stdout)}
 	var last *sdk.Results
 	draw := func(note string) {
 		switch {
@@ -181,14 +181,4 @@ func (s *screen) draw(block string) {
 		s.lines++
 	}
 	_, _ = io.WriteString(s.w, b.String())
-}
-
-// isTerminal reports whether w is a terminal, where output is redrawn in place.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -6,6 +6,8 @@ package cmdline
 import (
 	"errors"
 	"flag"
+	"io"
+	"os"
 )
 
 // UsageError is a mistake on the command line: the command prints Msg (when
@@ -36,4 +38,15 @@ func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
+}
+
+// IsTerminal reports whether w is a terminal, where a command may redraw
+// its output in place.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
