@@ -1,14 +1,9 @@
 package tally
 
 import (
-	"errors"
 	"hash/fnv"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pollcast/pollcast/votelog"
 )
@@ -144,108 +139,3 @@ func voterKey(v []byte) [16]byte {
 	h.Sum(k[:0])
 	return k
 }
-
-// errNoMetadata is position's error for a message without a JetStream
-// reply subject.
-var errNoMetadata = errors.New("tally: not a JetStream message: no stream sequence in its reply subject")
-
-// position returns the stream sequence of m and the messages left after it
-// for its consumer. It reads them from the reply subject as m.Metadata
-// does, without allocating.
-func position(m jetstream.Msg) (seq, pending uint64, err error) {
-	seq, pending, ok := ackPosition(m.Reply())
-	if !ok {
-		return 0, 0, errNoMetadata
-	}
-	return seq, pending, nil
-}
-
-// ackPosition parses the stream sequence and the pending count out of the
-// reply subject of a message delivered by a JetStream consumer:
-//
-//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
-//	$JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>...]
-//
-// the old form and the new, as the client library reads them.
-func ackPosition(reply string) (seq, pending uint64, ok bool) {
-	rest, ok := strings.CutPrefix(reply, "$JS.ACK.")
-	if !ok {
-		return 0, 0, false
-	}
-	var tok [9]string
-	n := 0
-	for {
-		dot := strings.IndexByte(rest, '.')
-		if n < len(tok) {
-			if dot < 0 {
-				tok[n] = rest
-			} else {
-				tok[n] = rest[:dot]
-			}
-		}
-		n++
-		if dot < 0 {
-			break
-		}
-		rest = rest[dot+1:]
-	}
-	var s, p string
-	switch {
-	case n == 7:
-		s, p = tok[3], tok[6]
-	case n >= 9:
-		s, p = tok[5], tok[8]
-	default:
-		return 0, 0, false
-	}
-	seq, err1 := strconv.ParseUint(s, 10, 64)
-	pending, err2 := strconv.ParseUint(p, 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, 0, false
-	}
-	return seq, pending, true
-}
-
-// votePrefix is what every vote subject starts with: "votes.".
-var votePrefix = strings.TrimSuffix(votelog.VoteSubject(0, ""), "0.")
-
-// subjectShard returns the shard of a subject made by votelog.VoteSubject.
-func subjectShard(subject string) (int, bool) {
-	rest, ok := strings.CutPrefix(subject, votePrefix)
-	if !ok {
-		return 0, false
-	}
-	dot := strings.IndexByte(rest, '.')
-	if dot <= 0 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rest[:dot])
-	return n, err == nil && n >= 0
-}
-
-// keptRecords holds copies of the records a reader hands to
-// Config.Observe, take after take: each copy keeps its backing arrays, so
-// once warm, keeping a record allocates nothing.
-type keptRecords struct {
-	recs []*votelog.Record
-	n    int
-}
-
-// keep copies r (whose slices a Decoder reuses) and returns the copy,
-// valid until reset.
-func (k *keptRecords) keep(r *votelog.Record) *votelog.Record {
-	if k.n == len(k.recs) {
-		k.recs = append(k.recs, new(votelog.Record))
-	}
-	c := k.recs[k.n]
-	k.n++
-	opts, voter := c.Options[:0], c.Voter[:0]
-	*c = *r
-	c.Options, c.Voter = append(opts, r.Options...), append(voter, r.Voter...)
-	return c
-}
-
-// kept returns the records kept since reset, in order.
-func (k *keptRecords) kept() []*votelog.Record { return k.recs[:k.n] }
-
-func (k *keptRecords) reset() { k.n = 0 }

@@ -2,14 +2,10 @@ package tally
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/pollcast/pollcast/internal/testsvc"
 	"github.com/pollcast/pollcast/votelog"
 )
 
@@ -141,78 +137,6 @@ func TestBatcherAsksDeletedOnceABatch(t *testing.T) {
 	}
 }
 
-func TestAckPosition(t *testing.T) {
-	tests := []struct {
-		reply        string
-		seq, pending uint64
-		ok           bool
-	}{
-		{"$JS.ACK.VOTES.c1.1.42.7.1764480000000000000.99", 42, 99, true},
-		{"$JS.ACK._.acchash.VOTES.c1.1.42.7.1764480000000000000.99.tok", 42, 99, true},
-		{"$JS.ACK.hub.acchash.VOTES.c1.1.18446744073709551615.7.1.0", 18446744073709551615, 0, true},
-		{"$JS.ACK.hub.acchash.VOTES.c1.1.5.7.1.3.tok.more", 5, 3, true},
-		{"", 0, 0, false},
-		{"_INBOX.abc", 0, 0, false},
-		{"$JS.ACK.VOTES.c1.1.42.7.1764480000000000000", 0, 0, false},         // 8 tokens
-		{"$JS.ACK.d.h.VOTES.c1.1.42.7.1764480000000000000.99x", 0, 0, false}, // not a number
-		{"$JS.ACK.VOTES.c1.1.-4.7.1.9", 0, 0, false},
-		{"$JS.ACK.VOTES.c1.1..7.1.9", 0, 0, false},
-		{"$JS.ACK.VOTES.c1.1.18446744073709551616.7.1.9", 0, 0, false}, // overflows
-	}
-	for _, tt := range tests {
-		seq, pending, ok := ackPosition(tt.reply)
-		if seq != tt.seq || pending != tt.pending || ok != tt.ok {
-			t.Errorf("ackPosition(%q) = %d, %d, %v; want %d, %d, %v", tt.reply, seq, pending, ok, tt.seq, tt.pending, tt.ok)
-		}
-	}
-	if a := testing.AllocsPerRun(100, func() { ackPosition(tests[1].reply) }); a != 0 {
-		t.Fatalf("ackPosition allocates %v times", a)
-	}
-}
-
-// TestPositionAgreesWithMetadata: position reads what the client library's
-// Metadata reads from the messages of a real consumer.
-func TestPositionAgreesWithMetadata(t *testing.T) {
-	ctx := context.Background()
-	l := testsvc.StartLog(t)
-	for i := range 5 {
-		if _, err := l.JS.Publish(ctx, votelog.VoteSubject(i%2, "p"), []byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cons, err := l.JS.OrderedConsumer(ctx, votelog.StreamName, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 {
-		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		meta, err := m.Metadata()
-		if err != nil {
-			t.Fatal(err)
-		}
-		seq, pending, err := position(m)
-		if err != nil || seq != meta.Sequence.Stream || pending != meta.NumPending || seq != uint64(i+1) {
-			t.Fatalf("message %d: position = %d, %d, %v; Metadata: %d, %d", i, seq, pending, err, meta.Sequence.Stream, meta.NumPending)
-		}
-	}
-}
-
-func TestSubjectShard(t *testing.T) {
-	for _, shard := range []int{0, 7, 15, 123} {
-		if got, ok := subjectShard(votelog.VoteSubject(shard, "poll.id")); !ok || got != shard {
-			t.Errorf("subjectShard(%q) = %d, %v", votelog.VoteSubject(shard, "poll.id"), got, ok)
-		}
-	}
-	for _, bad := range []string{"", "votes", "votes.", "votes.x.p", "votes..p", "votes.-1.p", "results.1.p", "votes.3"} {
-		if n, ok := subjectShard(bad); ok {
-			t.Errorf("subjectShard(%q) = %d, true", bad, n)
-		}
-	}
-}
-
 func TestVoterKey(t *testing.T) {
 	k16 := bytes.Repeat([]byte{1}, 16)
 	if k := voterKey(k16); !bytes.Equal(k[:], k16) {
@@ -224,76 +148,5 @@ func TestVoterKey(t *testing.T) {
 	}
 	if voterKey([]byte("ab")) == voterKey([]byte("ac")) {
 		t.Fatal("short keys merged")
-	}
-}
-
-func TestInbox(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	in := newInbox[jetstream.Msg](3)
-	for range 3 {
-		in.put(ctx, nil)
-	}
-	// Full: a fourth put waits for the worker to take.
-	put := make(chan struct{})
-	go func() {
-		in.put(ctx, nil)
-		close(put)
-	}()
-	got := in.take(ctx, nil, 0)
-	if len(got) != 3 {
-		t.Fatalf("took %d messages, want 3", len(got))
-	}
-	<-put
-	if got = in.take(ctx, got, 0); len(got) != 1 {
-		t.Fatalf("took %d messages, want 1", len(got))
-	}
-	// Nothing there: take waits at most idle.
-	if got := in.take(ctx, got, 10*time.Millisecond); got != nil {
-		t.Fatalf("idle take returned %d messages", len(got))
-	}
-	// A put blocked on a full inbox gives up when its context ends.
-	for range 3 {
-		in.put(ctx, nil)
-	}
-	pctx, stop := context.WithCancel(ctx)
-	stop()
-	in.put(pctx, nil)
-	if got := in.take(ctx, nil, 0); len(got) != 3 {
-		t.Fatalf("took %d messages, want 3", len(got))
-	}
-	cancel()
-	if got := in.take(ctx, nil, 0); got != nil {
-		t.Fatal("take after cancel returned messages")
-	}
-}
-
-// TestInboxGather: after gather, take waits for that many messages, or for
-// the linger once some arrived, and never returns an empty slice.
-func TestInboxGather(t *testing.T) {
-	ctx := context.Background()
-	in := newInbox[jetstream.Msg](10)
-	in.gather(4, time.Hour) // a take that waited for the linger would time the test out
-	for range 4 {
-		in.put(ctx, nil)
-	}
-	if got := in.take(ctx, nil, 0); len(got) != 4 {
-		t.Fatalf("took %d messages, want 4", len(got))
-	}
-	in.gather(4, time.Millisecond)
-	in.put(ctx, nil)
-	if got := in.take(ctx, nil, 0); len(got) != 1 {
-		t.Fatalf("took %d messages after the linger, want 1", len(got))
-	}
-	// Nothing at all: the linger does not start, idle ends the wait.
-	if got := in.take(ctx, nil, 20*time.Millisecond); got != nil {
-		t.Fatalf("idle take returned %d messages", len(got))
-	}
-	in.gather(100, time.Hour) // at most max: 10 are enough
-	for range 10 {
-		in.put(ctx, nil)
-	}
-	if got := in.take(ctx, nil, 0); len(got) != 10 {
-		t.Fatalf("took %d messages, want 10", len(got))
 	}
 }

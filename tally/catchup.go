@@ -13,20 +13,19 @@ import (
 )
 
 const (
-	// catchUpIdle ends the start-up reader when the log goes quiet before
-	// the sequence it aimed for (deleted messages at the end).
+	// catchUpIdle ends a start-up read when the log goes quiet before the
+	// sequence it aimed for (deleted messages at the end).
 	catchUpIdle = 5 * time.Second
-	// catchUpPull is how many messages the start-up reader asks for at
-	// once: 16,384 rather than 4,096 took a million-vote rebuild from 3.4 s
-	// to 3.0 s (TestRebuildAtStart).
+	// catchUpPull is how many messages the start-up consumer asks for at
+	// once: more than a shard worker, as fewer pull requests make a rebuild
+	// faster.
 	catchUpPull = 16384
-	// catchUpTake and catchUpLinger: the start-up reader handles what has
+	// catchUpTake and catchUpLinger: a start-up read handles what has
 	// arrived once it is catchUpTake messages or once the first of them
-	// waited catchUpLinger. Taking what had arrived at once, it kept up
-	// with the log by handling 18 messages at a time on average, paying for
-	// each handful what is paid once a take (a store batch per shard, a
-	// lock per registry shard, waking up): 1.4 s of CPU for a million
-	// votes, 1.0 s in takes of 4,096 (TestRebuildAtStart's profile).
+	// waited catchUpLinger. Taking what had arrived at once, a reader that
+	// keeps up with the log would handle a handful of messages at a time
+	// and pay for each handful what is paid once a take (a store batch per
+	// shard, a lock per registry shard, waking up).
 	catchUpTake   = 4096
 	catchUpLinger = 5 * time.Millisecond
 	// catchUpPublishEvery spaces the counts published while catching up.
@@ -42,8 +41,9 @@ const (
 // routes each message to its shard's batch by subject. Batches keep their
 // per-shard Prev and Last, so fencing and exactly once are unchanged.
 //
-// A fresh memory store is read with direct gets rather than a consumer
-// (see catchUpDirect), and with a consumer from wherever that stopped.
+// With Config.DirectRead, an empty store is read with direct gets rather
+// than a consumer (see catchUpDirect), and with a consumer from wherever
+// that stopped.
 //
 // It is only a shortcut: a shard it could not finish (fenced off by another
 // worker) or anything left when it stops early is folded by the shard's
@@ -61,11 +61,9 @@ func (t *Tally) catchUp(ctx context.Context) {
 	}
 }
 
-// Observed returns the stream sequence up to which every vote record of
-// the log went through Config.Observe: zero when none did. It is final once
-// WaitCaughtUp returned.
-func (t *Tally) Observed() uint64 { return t.observed.Load() }
-
+// catchUpOnce folds the log up to its last sequence at start and returns
+// the votes counted: with direct gets when Config.DirectRead allows it and
+// every shard is at zero, then with a consumer for whatever is left.
 func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 	stream, err := t.js.Stream(ctx, votelog.StreamName)
 	if err != nil {
@@ -76,25 +74,18 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 		return 0, fmt.Errorf("tally: stream info: %w", err)
 	}
 	end := info.State.LastSeq
-	marks := make([]uint64, len(t.shards))
-	for shard := range marks {
-		if marks[shard], err = t.store.Watermark(ctx, shard); err != nil {
-			return 0, fmt.Errorf("tally: watermark: %w", err)
-		}
-		t.shards[shard].applied.Store(marks[shard])
+	marks, err := t.watermarks(ctx)
+	if err != nil {
+		return 0, err
 	}
-	from := slices.Min(marks)
-	if from >= end {
+	for shard, mark := range marks {
+		t.shards[shard].applied.Store(mark)
+	}
+	if slices.Min(marks) >= end {
 		return 0, nil
 	}
-	if _, volatile := t.store.(*MemoryStore); volatile && slices.Max(marks) == 0 && info.Config.AllowDirect {
-		bs := make([]*batcher, len(marks))
-		for shard := range bs {
-			bs[shard] = newBatcher(shard, t.log, t.cat.Deleted)
-			bs[shard].reset(0)
-		}
-		t.catchingUp.Store(end)
-		n, mark, err := t.catchUpDirect(ctx, end, bs, t.cfg.Observe)
+	if t.cfg.DirectRead && slices.Max(marks) == 0 && info.Config.AllowDirect {
+		n, mark, err := t.catchUpDirect(ctx, end)
 		counted += n
 		switch {
 		case err == nil:
@@ -103,152 +94,209 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 			return counted, ctx.Err()
 		}
 		t.log.Warn("tally: direct read of the log stopped; reading the rest with a consumer", "at", mark, "err", err)
-		for shard := range marks {
-			if marks[shard], err = t.store.Watermark(ctx, shard); err != nil {
-				return counted, fmt.Errorf("tally: watermark: %w", err)
-			}
+		if marks, err = t.watermarks(ctx); err != nil {
+			return counted, err
 		}
-		if from = slices.Min(marks); from >= end {
+		if slices.Min(marks) >= end {
 			return counted, nil
 		}
 	}
-	n, err := t.catchUpConsumer(ctx, end, marks, from)
+	n, err := t.catchUpConsumer(ctx, end, marks)
 	return counted + n, err
 }
 
-// catchUpConsumer is catchUpOnce's read of the log from sequence from+1
-// (the lowest of marks, the shards' watermarks) with an ordered consumer,
-// routing each message to its shard by subject.
-func (t *Tally) catchUpConsumer(ctx context.Context, end uint64, marks []uint64, from uint64) (counted int, err error) {
-	// Reading the log unfiltered costs about what nine filtered readers
-	// skipping through it do (measured): worth it only when at least half
-	// of the shards have at least half of the way to go (a fresh memory
-	// store), not when one shard of a Redis store lost its watermark.
+// watermarks returns the stored watermark of every shard.
+func (t *Tally) watermarks(ctx context.Context) ([]uint64, error) {
+	marks := make([]uint64, len(t.shards))
+	for shard := range marks {
+		var err error
+		if marks[shard], err = t.store.Watermark(ctx, shard); err != nil {
+			return nil, fmt.Errorf("tally: watermark: %w", err)
+		}
+	}
+	return marks, nil
+}
+
+// catchUpRead is what a start-up read of the log carries from take to
+// take, whichever way it reads: a batcher per shard, the records kept for
+// Config.Observe, the polls to publish and the votes counted.
+type catchUpRead struct {
+	t       *Tally
+	end     uint64                                // the log's last sequence when the catch-up began
+	bs      []*batcher                            // by shard; nil for a shard left to its worker
+	observe func([]*votelog.Record, uint64) error // Config.Observe, or nil
+	kept    keptRecords                           // the records read since the last observe
+	keep    func(*votelog.Record)                 // kept.keep; nil without observe
+	touched *touchedPolls
+	counted int
+	dec     votelog.Decoder // decodes what no batcher does
+	one     votelog.Record  // each vote is decoded into it
+}
+
+// newCatchUpRead starts a read of the log after sequence from, each shard
+// at its watermark in marks. Observe sees the whole log or nothing, so
+// that Observed means "up to here": a read that does not start where the
+// observed records stop leaves it out.
+func (t *Tally) newCatchUpRead(end, from uint64, marks []uint64) *catchUpRead {
+	r := &catchUpRead{t: t, end: end, bs: make([]*batcher, len(marks)), touched: newTouched()}
+	for shard, mark := range marks {
+		r.bs[shard] = newBatcher(shard, t.log, t.cat.Deleted)
+		r.bs[shard].reset(mark)
+	}
+	if t.cfg.Observe != nil && from == t.observed.Load() {
+		r.observe = t.cfg.Observe
+		r.keep = func(rec *votelog.Record) { r.kept.keep(rec) }
+	}
+	return r
+}
+
+// observed hands the records kept since the last time to Config.Observe:
+// the log up to sequence seq is read, more messages follow it.
+func (r *catchUpRead) observed(seq, more uint64) error {
+	if r.observe == nil || seq <= r.t.observed.Load() {
+		return nil
+	}
+	if err := r.observe(r.kept.kept(), more); err != nil {
+		return fmt.Errorf("tally: observe: %w", err)
+	}
+	r.t.observed.Store(seq)
+	r.kept.reset()
+	return nil
+}
+
+// consumerCatchUp reads the log with one unfiltered ordered consumer and
+// routes each message to its shard's batcher by subject.
+type consumerCatchUp struct {
+	*catchUpRead
+	seq     uint64 // the last message read
+	pending uint64 // the messages after it, as the consumer last said
+}
+
+// catchUpConsumer folds the log from the lowest of marks (the shards'
+// watermarks) up to end at least with a consumer, when enough shards are
+// behind for one reader of the whole log to be worth it.
+func (t *Tally) catchUpConsumer(ctx context.Context, end uint64, marks []uint64) (counted int, err error) {
+	from := slices.Min(marks)
+	if !mostBehind(marks, from, end) {
+		return 0, nil
+	}
+	r := &consumerCatchUp{catchUpRead: t.newCatchUpRead(end, from, marks), seq: from, pending: end - from}
+	t.catchingUp.Store(end - from)
+	in, stop, err := t.consume(ctx, from, votelog.AllVotes, catchUpPull)
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	in.gather(catchUpTake, catchUpLinger)
+	var got []jetstream.Msg
+	for {
+		if got = in.take(ctx, got, catchUpIdle); got == nil {
+			if ctx.Err() != nil {
+				return r.counted, ctx.Err()
+			}
+			return r.counted, fmt.Errorf("tally: no message for %v at sequence %d of %d", catchUpIdle, r.seq, end)
+		}
+		for _, m := range got {
+			r.add(m)
+		}
+		done, err := r.flush(ctx)
+		if err != nil || done {
+			return r.counted, err
+		}
+	}
+}
+
+// mostBehind reports whether at least half of the shards have at least
+// half of the way from from to end to go. Reading the log unfiltered costs
+// several times what one filtered reader skipping through it does: worth
+// it for a fresh store, not when one shard of a Redis store lost its
+// watermark.
+func mostBehind(marks []uint64, from, end uint64) bool {
 	behind := 0
 	for _, mark := range marks {
 		if end-mark >= (end-from)/2 {
 			behind++
 		}
 	}
-	if 2*behind < len(marks) {
-		return 0, nil
-	}
-	bs := make([]*batcher, len(marks)) // nil: shard left to its worker
-	for shard, mark := range marks {
-		bs[shard] = newBatcher(shard, t.log, t.cat.Deleted)
-		bs[shard].reset(mark)
-	}
-	// Observe sees the whole log or nothing, so that Observed means "up to here".
-	observe := t.cfg.Observe
-	if from != t.observed.Load() {
-		observe = nil
-	}
-	t.catchingUp.Store(end - from)
-	in, stop, err := t.consume(ctx, from, "", catchUpPull)
+	return 2*behind >= len(marks)
+}
+
+// add folds m into the batch of its subject's shard. A message of a shard
+// left to its worker is only kept for observe.
+func (r *consumerCatchUp) add(m jetstream.Msg) {
+	seq, left, err := position(m)
 	if err != nil {
-		return 0, err
-	}
-	defer stop()
-	in.gather(catchUpTake, catchUpLinger)
-
-	seq, pending := from, end-from // the last message read and what follows it
-	var got []jetstream.Msg
-	var dec votelog.Decoder // for the records of shards left to their workers
-	var one votelog.Record  // each vote is decoded into it
-	var kept keptRecords    // the records of a take, for observe
-	var keep func(*votelog.Record)
-	if observe != nil {
-		keep = func(r *votelog.Record) { kept.keep(r) }
-	}
-	touched := newTouched()
-	for {
-		if got = in.take(ctx, got, catchUpIdle); got == nil {
-			if ctx.Err() != nil {
-				return counted, ctx.Err()
-			}
-			return counted, fmt.Errorf("tally: no message for %v at sequence %d of %d", catchUpIdle, seq, end)
-		}
-		for _, m := range got {
-			s, left, err := position(m)
-			if err != nil {
-				t.log.Error("tally: message without metadata", "err", err)
-				continue
-			}
-			if s <= seq {
-				continue // a redelivery: handled already
-			}
-			seq, pending = s, left
-			if shard, known := subjectShard(m.Subject()); known && shard < len(bs) && bs[shard] != nil {
-				bs[shard].addMessage(s, m.Data(), &one, keep)
-			} else if observe != nil {
-				_ = dec.Each(&one, m.Data(), func(_ int, err error) error {
-					if err == nil {
-						keep(&one)
-					}
-					return nil
-				})
-			}
-		}
-		if observe != nil && seq > t.observed.Load() {
-			if err := observe(kept.kept(), pending); err != nil {
-				return counted, fmt.Errorf("tally: observe: %w", err)
-			}
-			t.observed.Store(seq)
-			kept.reset()
-		}
-		for shard, b := range bs {
-			if b == nil || b.empty() {
-				continue
-			}
-			err := t.apply(ctx, &b.batch)
-			if errors.Is(err, ErrFenced) {
-				t.log.Warn("tally: shard fenced off while catching up; its worker takes it over", "shard", shard)
-				bs[shard] = nil
-				continue
-			}
-			if err != nil {
-				return counted, err
-			}
-			t.shards[shard].applied.Store(b.batch.Last)
-			counted += b.counted
-			t.applied.Add(float64(b.counted))
-			t.batches.Inc()
-			for id := range b.batch.Polls {
-				touched.add(id)
-			}
-			b.reset(b.batch.Last)
-		}
-		t.catchingUp.Store(pending)
-		done := seq >= end || pending == 0
-		touched.publish(ctx, t, done)
-		if done {
-			return counted, nil
-		}
-	}
-}
-
-// touchedPolls gathers the polls a catch-up changed and publishes their
-// counts at most every catchUpPublishEvery, and at the end.
-type touchedPolls struct {
-	ids       map[string]struct{}
-	published time.Time
-}
-
-func newTouched() *touchedPolls {
-	return &touchedPolls{ids: map[string]struct{}{}, published: time.Now()}
-}
-
-func (p *touchedPolls) add(id string) { p.ids[id] = struct{}{} }
-
-// publish publishes the counts of the polls touched since the last time,
-// if it is time, or now with done.
-func (p *touchedPolls) publish(ctx context.Context, t *Tally, done bool) {
-	if !done && time.Since(p.published) < catchUpPublishEvery {
+		r.t.log.Error("tally: message without metadata", "err", err)
 		return
 	}
-	for id := range p.ids {
-		t.publish(ctx, id)
+	if seq <= r.seq {
+		return // a redelivery: handled already
 	}
-	clear(p.ids)
-	p.published = time.Now()
+	r.seq, r.pending = seq, left
+	if shard, _, ok := votelog.ParseVoteSubject(m.Subject()); ok && shard < len(r.bs) && r.bs[shard] != nil {
+		r.bs[shard].addMessage(seq, m.Data(), &r.one, r.keep)
+		return
+	}
+	if r.keep != nil {
+		_ = r.dec.Each(&r.one, m.Data(), func(_ int, err error) error {
+			if err == nil {
+				r.keep(&r.one)
+			}
+			return nil
+		})
+	}
 }
+
+// flush observes and applies what the last take added, and reports
+// whether the read reached the end. A fenced shard is left to its worker.
+func (r *consumerCatchUp) flush(ctx context.Context) (done bool, err error) {
+	if err := r.observed(r.seq, r.pending); err != nil {
+		return false, err
+	}
+	for shard, b := range r.bs {
+		if b == nil || b.empty() {
+			continue
+		}
+		n, err := r.t.commit(ctx, b, r.touched)
+		if errors.Is(err, ErrFenced) {
+			r.t.log.Warn("tally: shard fenced off while catching up; its worker takes it over", "shard", shard)
+			r.bs[shard] = nil
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		r.counted += n
+	}
+	r.t.catchingUp.Store(r.pending)
+	done = r.seq >= r.end || r.pending == 0
+	r.touched.publish(ctx, r.t, done)
+	return done, nil
+}
+
+// keptRecords holds copies of the records a reader hands to
+// Config.Observe, take after take: each copy keeps its backing arrays, so
+// once warm, keeping a record allocates nothing.
+type keptRecords struct {
+	recs []*votelog.Record
+	n    int
+}
+
+// keep copies r (whose slices a Decoder reuses) and returns the copy,
+// valid until reset.
+func (k *keptRecords) keep(r *votelog.Record) *votelog.Record {
+	if k.n == len(k.recs) {
+		k.recs = append(k.recs, new(votelog.Record))
+	}
+	c := k.recs[k.n]
+	k.n++
+	opts, voter := c.Options[:0], c.Voter[:0]
+	*c = *r
+	c.Options, c.Voter = append(opts, r.Options...), append(voter, r.Voter...)
+	return c
+}
+
+// kept returns the records kept since reset, in order.
+func (k *keptRecords) kept() []*votelog.Record { return k.recs[:k.n] }
+
+func (k *keptRecords) reset() { k.n = 0 }

@@ -17,11 +17,11 @@ import (
 // directBatch is how many messages one direct get asks for.
 const directBatch = 16384
 
-// The start-up catch-up of a fresh memory store reads the log with batched
-// direct gets without headers ($JS.API.DIRECT.GET), not with a consumer:
-// the server then neither formats an ack subject for every message nor
-// keeps a consumer's state, and the client parses bare messages. Reading a
-// million votes costs about a third less CPU (TestRebuildAtStart).
+// With Config.DirectRead, the start-up catch-up of an empty store reads the
+// log with batched direct gets without headers ($JS.API.DIRECT.GET), not
+// with a consumer: the server then neither formats an ack subject for
+// every message nor keeps a consumer's state, and the client parses bare
+// messages, so a rebuild takes less CPU.
 //
 // What such a read gives up is each message's subject and sequence. The
 // sequences are known all the same: a batch asked from sequence s ends
@@ -36,7 +36,7 @@ const directBatch = 16384
 // shard workers, which read by subject, go on from there. Shards applied
 // one after another are not one atomic step, which is why only a store
 // that dies with the process (the memory store, rebuilt from nothing) is
-// read this way: no crash can leave it between two shards.
+// to be read this way: no crash can leave it between two shards.
 
 // directMsg is what the direct read's handler hands to the catch-up: a
 // vote message, or the end of a batch.
@@ -154,99 +154,113 @@ func apiPrefix(js jetstream.JetStream) string {
 // errGap stops a direct read that met a batch with deleted messages.
 var errGap = errors.New("tally: direct read: a batch has deleted messages; reading on with a consumer")
 
+// directCatchUp folds what a directReader reads: every shard's batcher
+// takes the votes of its polls, and at the end of each direct get every
+// shard's watermark moves to the get's last sequence.
+type directCatchUp struct {
+	*catchUpRead
+	shardOf map[string]int // poll ID → shard
+	next    uint64         // the sequence of the next message of the get
+	mark    uint64         // every shard's watermark stands here
+}
+
 // catchUpDirect folds the log from the start up to end at least (see
-// directReader) into the store: bs are the batchers of every shard, all
-// at watermark 0. It returns the votes counted and the sequence up to
-// which every shard's watermark then stands, and why it stopped before
-// end, if it did.
-func (t *Tally) catchUpDirect(ctx context.Context, end uint64, bs []*batcher, observe func([]*votelog.Record, uint64) error) (counted int, mark uint64, err error) {
+// directReader) into a store with every shard at watermark 0. It returns
+// the votes counted, the sequence up to which every shard's watermark then
+// stands, and why it stopped before end, if it did.
+func (t *Tally) catchUpDirect(ctx context.Context, end uint64) (counted int, mark uint64, err error) {
+	r := &directCatchUp{
+		catchUpRead: t.newCatchUpRead(end, 0, make([]uint64, len(t.shards))),
+		shardOf:     map[string]int{},
+		next:        1,
+	}
+	t.catchingUp.Store(end)
 	d, err := t.startDirect(ctx, 1, end)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer d.stop()
-
-	var dec votelog.Decoder
-	var one votelog.Record      // each vote is decoded into it
-	var kept keptRecords        // the records of a batch, for observe
-	shardOf := map[string]int{} // poll ID → shard
-	next := uint64(1)           // the sequence of the next message of the batch
-	touched := newTouched()
 	var got []directMsg
 	for {
 		if got = d.in.take(ctx, got, catchUpIdle); got == nil {
 			if ctx.Err() != nil {
-				return counted, mark, ctx.Err()
+				return r.counted, r.mark, ctx.Err()
 			}
-			return counted, mark, fmt.Errorf("tally: direct read: nothing for %v at sequence %d of %d", catchUpIdle, next, end)
+			return r.counted, r.mark, fmt.Errorf("tally: direct read: nothing for %v at sequence %d of %d", catchUpIdle, r.next, end)
 		}
 		for _, m := range got {
 			if m.data != nil {
-				seq := next
-				next++
-				// Without headers, a message's poll (and so its shard)
-				// is in its votes: all of one poll.
-				started := -1 // the shard whose batch took the message
-				_ = dec.Each(&one, m.data, func(i int, err error) error {
-					if err != nil {
-						t.log.Error("tally: skipping a bad record", "seq", seq, "index", i, "err", err)
-						return nil
-					}
-					shard, ok := shardOf[one.PollID]
-					if !ok {
-						shard = votelog.Shard(one.PollID, len(bs))
-						shardOf[one.PollID] = shard
-					}
-					if shard != started && !bs[shard].start(seq) {
-						return nil // a redelivery, or a pack mixing polls: ingest writes neither
-					}
-					started = shard
-					bs[shard].fold(&one)
-					if observe != nil {
-						kept.keep(&one)
-					}
-					return nil
-				})
+				r.add(m.data)
 				continue
 			}
-			// The end of a batch.
-			switch {
-			case m.err != nil:
-				return counted, mark, m.err
-			case m.last == 0:
-				return counted, mark, fmt.Errorf("tally: direct read: no message from sequence %d on, the log ends at %d", mark+1, end)
-			case m.last != next-1:
-				return counted, mark, errGap
-			}
-			if observe != nil {
-				if err := observe(kept.kept(), end-min(end, m.last)); err != nil {
-					return counted, mark, fmt.Errorf("tally: observe: %w", err)
-				}
-				t.observed.Store(m.last)
-				kept.reset()
-			}
-			for shard, b := range bs {
-				b.advance(m.last)
-				if err := t.apply(ctx, &b.batch); err != nil {
-					return counted, mark, err // ErrFenced included: the workers take over from the stored watermarks
-				}
-				t.shards[shard].applied.Store(m.last)
-				counted += b.counted
-				t.applied.Add(float64(b.counted))
-				t.batches.Inc()
-				for id := range b.batch.Polls {
-					touched.add(id)
-				}
-				b.reset(m.last)
-			}
-			mark = m.last
-			t.direct.Store(mark)
-			t.catchingUp.Store(end - min(end, mark))
-			done := mark >= end
-			touched.publish(ctx, t, done)
-			if done {
-				return counted, mark, nil
+			if err := r.flush(ctx, m); err != nil || r.mark >= end {
+				return r.counted, r.mark, err
 			}
 		}
 	}
+}
+
+// add folds the next message of the get. Without headers, its poll (and
+// so its shard) is in its votes: all of one poll.
+func (r *directCatchUp) add(data []byte) {
+	seq := r.next
+	r.next++
+	started := -1 // the shard whose batch took the message
+	_ = r.dec.Each(&r.one, data, func(i int, err error) error {
+		if err != nil {
+			r.t.log.Error("tally: skipping a bad record", "seq", seq, "index", i, "err", err)
+			return nil
+		}
+		shard := r.shard(r.one.PollID)
+		if shard != started && !r.bs[shard].start(seq) {
+			return nil // a redelivery, or a pack mixing polls: ingest writes neither
+		}
+		started = shard
+		r.bs[shard].fold(&r.one)
+		if r.keep != nil {
+			r.keep(&r.one)
+		}
+		return nil
+	})
+}
+
+// shard returns the shard of a poll, hashing each poll ID once.
+func (r *directCatchUp) shard(pollID string) int {
+	shard, ok := r.shardOf[pollID]
+	if !ok {
+		shard = votelog.Shard(pollID, len(r.bs))
+		r.shardOf[pollID] = shard
+	}
+	return shard
+}
+
+// flush handles end, the end of a get: it observes and applies what the
+// get held, moving every shard's watermark to the get's last sequence.
+// A fence stops the read, as the shards must move together: a consumer
+// reads on from the stored watermarks.
+func (r *directCatchUp) flush(ctx context.Context, end directMsg) error {
+	switch {
+	case end.err != nil:
+		return end.err
+	case end.last == 0:
+		return fmt.Errorf("tally: direct read: no message from sequence %d on, the log ends at %d", r.mark+1, r.end)
+	case end.last != r.next-1:
+		return errGap
+	}
+	if err := r.observed(end.last, r.end-min(r.end, end.last)); err != nil {
+		return err
+	}
+	for _, b := range r.bs {
+		b.advance(end.last)
+		n, err := r.t.commit(ctx, b, r.touched)
+		if err != nil {
+			return err
+		}
+		r.counted += n
+	}
+	r.mark = end.last
+	r.t.direct.Store(r.mark)
+	r.t.catchingUp.Store(r.end - min(r.end, r.mark))
+	r.touched.publish(ctx, r.t, r.mark >= r.end)
+	return nil
 }

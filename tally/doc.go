@@ -14,9 +14,33 @@
 //
 // At start, when most shards have most of the log to fold (a fresh memory
 // store), one unfiltered reader folds it for every shard first: the
-// server then reads the log once rather than once per shard.
+// server then reads the log once rather than once per shard. With
+// Config.DirectRead, which cmd sets for the memory store, an empty store
+// is read with batched direct gets instead of a consumer.
 //
 // MemoryStore is the default and is rebuilt from the log at start;
 // RedisStore is for several tally processes, which then share the shards
 // through leases (Config.Leases).
+//
+// The files:
+//
+//   - tally.go: Config, the Tally's life (New, Start, Close) and what it
+//     reports (Lag, WaitCaughtUp, Observed).
+//   - worker.go: a shard worker: following its shard from the stored
+//     watermark, under its lease when there are leases, starting over
+//     after a fence or an error.
+//   - apply.go: applying a batch and the bookkeeping after it, the same on
+//     every path (commit), and publishing the counts of the polls it
+//     touched.
+//   - catchup.go: the start-up catch-up: choosing how to read the log, the
+//     state every start-up read carries, and the read with one consumer.
+//   - direct.go: the start-up read of an empty store with direct gets.
+//   - batch.go: the batcher, which pre-aggregates a shard's votes into a
+//     Batch.
+//   - consume.go: the ordered consumer a reader reads the log through, and
+//     where a message it delivers stands in the log.
+//   - inbox.go: the hand-off from a subscription's handler to a reader, a
+//     slice of messages at a time.
+//   - store.go, store_memory.go, store_redis.go: the Store contract and its
+//     two implementations; voterset.go: the memory store's distinct voters.
 package tally

@@ -12,7 +12,8 @@ import (
 
 // MemoryStore keeps counters in this process's memory: the store of the
 // single-process mode, and the default. It starts empty, so every shard is
-// rebuilt from the log at start; choose the Redis store when several tally
+// rebuilt from the log at start (set Config.DirectRead with it, to rebuild
+// with direct reads); choose the Redis store when several tally
 // processes share the work or when a restart must not replay the log.
 //
 // Distinct voters are kept as 64-bit hashes of their keys in a voterSet,

@@ -3,11 +3,9 @@ package tally
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +51,14 @@ type Config struct {
 	// far it got. An error stops the catch-up, and the shard workers fold
 	// the rest.
 	Observe func(records []*votelog.Record, more uint64) error
+	// DirectRead lets the start-up catch-up read the log with batched
+	// direct gets rather than a consumer when every shard's watermark is
+	// zero (see direct.go). That read applies the shards one after another,
+	// not in one step, and a crash between two would count some votes
+	// twice: set it only for a store that dies with the process and starts
+	// empty (MemoryStore). Zero value means the log is read with a
+	// consumer, which is safe for any store.
+	DirectRead bool
 }
 
 // Tally runs the shard workers: New, then Start, then Close.
@@ -211,201 +217,7 @@ func (t *Tally) WaitCaughtUp(ctx context.Context) error {
 	}
 }
 
-// runShard follows one shard until ctx ends, starting over from the
-// store's watermark after a fence or an error; with leases, only while it
-// holds the shard's lease.
-func (t *Tally) runShard(ctx context.Context, shard int) {
-	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
-		var err error
-		if t.cfg.Leases != nil {
-			err = t.followLeased(ctx, shard)
-		} else {
-			err = t.follow(ctx, shard)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, ErrFenced) {
-			t.log.Warn("tally: shard fenced off; reloading its watermark", "shard", shard)
-			backoff = 50 * time.Millisecond
-			continue
-		}
-		t.log.Warn("tally: shard worker restarting", "shard", shard, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// followLeased waits for the shard's lease, then follows the shard while
-// renewing it; it returns when the lease is lost or ctx ends.
-func (t *Tally) followLeased(ctx context.Context, shard int) error {
-	key := "shard-" + strconv.Itoa(shard)
-	owner := []byte(t.cfg.Owner)
-	tick := time.NewTicker(t.cfg.LeaseRenew)
-	defer tick.Stop()
-	var rev uint64
-	for {
-		var err error
-		if rev, err = t.cfg.Leases.Create(ctx, key, owner); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	t.log.Info("tally: took the lease of a shard", "shard", shard, "owner", t.cfg.Owner)
-	lctx, lost := context.WithCancel(ctx)
-	defer lost()
-	var renewer sync.WaitGroup
-	renewer.Go(func() {
-		defer lost()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-tick.C:
-			}
-			r, err := t.cfg.Leases.Update(lctx, key, owner, rev)
-			if err != nil {
-				if lctx.Err() == nil {
-					t.log.Warn("tally: lost the lease of a shard", "shard", shard, "err", err)
-				}
-				return
-			}
-			rev = r
-		}
-	})
-	err := t.follow(lctx, shard)
-	lost()
-	renewer.Wait()
-	// Hand the shard over at once rather than after the TTL.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	_ = t.cfg.Leases.Delete(dctx, key, jetstream.LastRevision(rev))
-	cancel()
-	if ctx.Err() == nil && lctx.Err() != nil {
-		return errors.New("tally: lease lost")
-	}
-	return err
-}
-
-// follow reads the shard from its watermark on and applies batches until
-// ctx ends or something fails (ErrFenced when another worker moved the
-// watermark).
-func (t *Tally) follow(ctx context.Context, shard int) error {
-	mark, err := t.store.Watermark(ctx, shard)
-	if err != nil {
-		return fmt.Errorf("tally: watermark: %w", err)
-	}
-	st := t.shards[shard]
-	st.applied.Store(mark)
-	in, stop, err := t.consume(ctx, mark, votelog.ShardFilter(shard), t.cfg.BatchSize)
-	if err != nil {
-		return err
-	}
-	defer stop()
-
-	b := newBatcher(shard, t.log, t.cat.Deleted)
-	var got []jetstream.Msg
-	for {
-		if got = in.take(ctx, got, 0); got == nil {
-			return ctx.Err()
-		}
-		b.reset(mark)
-		var pending uint64
-		for _, m := range got {
-			seq, left, err := position(m)
-			if err != nil {
-				t.log.Error("tally: message without metadata", "shard", shard, "err", err)
-				continue
-			}
-			pending = left
-			b.add(seq, m.Data())
-		}
-		if b.empty() {
-			continue // only redeliveries at or below the watermark
-		}
-		if err := t.apply(ctx, &b.batch); err != nil {
-			return err
-		}
-		mark = b.batch.Last
-		st.applied.Store(mark)
-		st.pending.Store(pending)
-		t.applied.Add(float64(b.counted))
-		t.batches.Inc()
-		for id := range b.batch.Polls {
-			t.publish(ctx, id)
-		}
-	}
-}
-
-// consume reads the stream from sequence mark+1 (from the start when mark
-// is 0) with an ordered consumer on filter ("" for the whole stream). The
-// messages arrive in the returned inbox until stop is called.
-func (t *Tally) consume(ctx context.Context, mark uint64, filter string, pull int) (in *inbox[jetstream.Msg], stop func(), err error) {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if filter != "" {
-		cfg.FilterSubjects = []string{filter}
-	}
-	if mark > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = mark + 1
-	}
-	cons, err := t.js.OrderedConsumer(ctx, votelog.StreamName, cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tally: consumer: %w", err)
-	}
-	in = newInbox[jetstream.Msg](pull)
-	hctx, unblock := context.WithCancel(ctx)
-	cc, err := cons.Consume(func(m jetstream.Msg) { in.put(hctx, m) }, jetstream.PullMaxMessages(pull))
-	if err != nil {
-		unblock()
-		return nil, nil, fmt.Errorf("tally: consume: %w", err)
-	}
-	return in, func() {
-		unblock() // free a handler waiting for room before stopping
-		cc.Stop()
-	}, nil
-}
-
-// apply stores a batch, retrying store errors (never dropping the batch)
-// until ctx ends; a fence is returned at once.
-func (t *Tally) apply(ctx context.Context, b *Batch) error {
-	backoff := 20 * time.Millisecond
-	for {
-		err := t.store.Apply(ctx, *b)
-		if err == nil || errors.Is(err, ErrFenced) {
-			return err
-		}
-		t.log.Warn("tally: apply failed; retrying", "shard", b.Shard, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("tally: apply batch: %w", ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
-}
-
-// publish sends the counts of a poll to the realtime hubs, without waiting.
-func (t *Tally) publish(ctx context.Context, pollID string) {
-	c, err := t.store.Counts(ctx, pollID)
-	if err != nil {
-		t.log.Warn("tally: read counts to publish", "poll", pollID, "err", err)
-		return
-	}
-	data, err := json.Marshal(c)
-	if err != nil {
-		t.log.Error("tally: encode counts", "poll", pollID, "err", err)
-		return
-	}
-	if err := t.nc.Publish(votelog.ResultsSubject(pollID), data); err != nil {
-		t.log.Warn("tally: publish counts", "poll", pollID, "err", err)
-	}
-}
+// Observed returns the stream sequence up to which every vote record of
+// the log went through Config.Observe: zero when none did. It is final once
+// WaitCaughtUp returned.
+func (t *Tally) Observed() uint64 { return t.observed.Load() }

@@ -106,9 +106,13 @@ func (e *env) start(tb testing.TB, store tally.Store, opts ...func(*tally.Tally)
 	return e.startWith(tb, store, tally.Config{Shards: e.shards}, opts...)
 }
 
-// startWith is start with a configuration of the test's own.
+// startWith is start with a configuration of the test's own. As in cmd,
+// a memory store is rebuilt with direct reads of the log.
 func (e *env) startWith(tb testing.TB, store tally.Store, cfg tally.Config, opts ...func(*tally.Tally) *tally.Tally) *tally.Tally {
 	tb.Helper()
+	if _, memory := store.(*tally.MemoryStore); memory {
+		cfg.DirectRead = true
+	}
 	tl, err := tally.New(e.js, e.nc, store, e.cat, cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -488,7 +492,7 @@ func BenchmarkRebuild(b *testing.B) {
 	for _, bc := range readerModes {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
-				tl, err := tally.New(e.js, e.nc, tally.NewMemoryStore(), e.cat, tally.Config{Shards: e.shards, Logger: slog.New(slog.DiscardHandler)})
+				tl, err := tally.New(e.js, e.nc, tally.NewMemoryStore(), e.cat, tally.Config{Shards: e.shards, Logger: slog.New(slog.DiscardHandler), DirectRead: true})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -752,5 +756,29 @@ func TestTallyDirectReadOfVotesOnAnotherShard(t *testing.T) {
 	waitCaughtUp(t, tl)
 	if c := counts(t, s, p); c.Total != 72 {
 		t.Fatalf("total %d once followed, want 72", c.Total)
+	}
+}
+
+// TestTallyReadsWithAConsumerByDefault: without Config.DirectRead, even a
+// fresh memory store is rebuilt through a consumer, to the same counts.
+func TestTallyReadsWithAConsumerByDefault(t *testing.T) {
+	e := newEnv(t)
+	p := e.newPoll(t)
+	e.logVotes(t, p, 500, 50)
+	s := tally.NewMemoryStore()
+	tl, err := tally.New(e.js, e.nc, s, e.cat, tally.Config{Shards: e.shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tl.Close)
+	waitCaughtUp(t, tl)
+	if got := tally.ReadDirectly(tl); got != 0 {
+		t.Fatalf("read directly up to %d without DirectRead", got)
+	}
+	if c := counts(t, s, p); c.Total != 500 || c.Voters != 50 {
+		t.Fatalf("counts %+v", c)
 	}
 }

@@ -148,3 +148,25 @@ func EnsureLeases(ctx context.Context, js jetstream.JetStream, cfg LeaseConfig) 
 	}
 	return kv, nil
 }
+
+// ParseVoteSubject returns the shard and the poll of a subject made by
+// VoteSubject: a reader of the whole log routes a message by it without
+// decoding the vote. ok is false for any other subject.
+func ParseVoteSubject(subject string) (shard int, pollID string, ok bool) {
+	const prefix = "votes."
+	if len(subject) < len(prefix) || subject[:len(prefix)] != prefix {
+		return 0, "", false
+	}
+	rest := subject[len(prefix):]
+	for i := range len(rest) {
+		if rest[i] != '.' {
+			continue
+		}
+		n, err := strconv.Atoi(rest[:i])
+		if err != nil || n < 0 {
+			return 0, "", false
+		}
+		return n, rest[i+1:], true
+	}
+	return 0, "", false
+}

@@ -212,17 +212,18 @@ func (m *Main) Run(ctx context.Context) error {
 // otherwise this process folds every shard and catches up before serving.
 func (m *Main) startTally(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, reg prometheus.Registerer) error {
 	cfg := tally.Config{Shards: m.cfg.Shards, Logger: m.logger, Registerer: reg}
+	// The memory store (no Redis, see tallyStore) starts empty with the
+	// process, so no crash leaves it half rebuilt: it may be rebuilt with
+	// the cheaper direct reads of the log.
+	cfg.DirectRead = len(m.cfg.Redis) == 0
 	if m.ingest != nil {
 		cfg.Observe = func(rs []*votelog.Record, more uint64) error { return m.ingest.Remember(ctx, rs, more) }
 	}
 	shared := m.cfg.NATS != "" && m.rdb != nil
 	if shared {
-		leases, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: "pollcast_tally_leases", TTL: 3 * time.Second, Replicas: m.cfg.Replicas,
-			Description: "which tally process folds which shard",
-		})
+		leases, err := votelog.EnsureLeases(ctx, js, votelog.LeaseConfig{Replicas: m.cfg.Replicas})
 		if err != nil {
-			return fmt.Errorf("tally leases: %w", err)
+			return err
 		}
 		cfg.Leases = leases
 	}
