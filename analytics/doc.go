@@ -11,4 +11,15 @@
 // insert, so every vote is in analytics exactly once across crashes and
 // replays (DESIGN.md invariant 2). The store being down never touches
 // ingest or live results: the sink retries and catches up.
+//
+// Where things are:
+//
+//   - sink.go: the Sink, which follows the log, batches rows between whole
+//     messages, and retries the store until it answers.
+//   - giveway.go: how the sink gives way to vote intake while the
+//     machine's CPUs are saturated.
+//   - store.go: the Store contract, its row and result types, and the
+//     loading of the embedded schema migrations; store_sqlite.go (the
+//     default) and store_clickhouse.go (distributed) implement it, with
+//     their schemas under migrations/.
 package analytics

@@ -8,17 +8,13 @@ import (
 	"sync"
 )
 
-// Vote intake comes before analytics. The sink's inserts were the largest
-// user of the CPU under a burst of votes (39% of the server at 250,000
-// batch votes/s, pprof): on a machine whose every CPU is busy, each
-// insert took the time of votes waiting to be admitted. So while the
-// machine's CPUs are saturated, the sink waits after each insert as long
-// as the insert took: it uses at most half of one CPU, intake gets the
-// rest, and analytics catch up once the burst is over
-// (pollcast_analytics_lag_votes shows by how much they trail). Measured,
-// pairs minutes apart: 232,255-270,229 -> 290,536-318,379 batch votes/s;
-// after a 10 s burst of 3.2 million votes, analytics were done 9 s after
-// the last vote instead of 6 s.
+// Vote intake comes before analytics. Under a burst of votes the sink's
+// inserts are among the largest users of the CPU: on a machine whose every
+// CPU is busy, each insert takes the time of votes waiting to be admitted.
+// So while the machine's CPUs are saturated, the sink waits after each
+// insert as long as the insert took: it uses at most half of one CPU,
+// intake gets the rest, and analytics catch up once the burst is over
+// (pollcast_analytics_lag_votes shows by how much they trail).
 
 // saturation is the share of the machine's CPU time above which the sink
 // gives way.

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pollcast/pollcast/internal/retry"
 	"github.com/pollcast/pollcast/votelog"
 )
 
@@ -120,38 +121,38 @@ func (s *Sink) Stored() uint64 {
 	return s.stored.Load()
 }
 
+// run follows the log until ctx ends, starting over after a delay when the
+// log fails under it.
 func (s *Sink) run(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	b := retry.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
 	for ctx.Err() == nil {
 		err := s.follow(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn("analytics: sink restarting", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
+		wait := b.Next()
+		s.log.Warn("analytics: sink restarting", "err", err, "in", wait)
+		if retry.Sleep(ctx, wait) != nil {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
 // follow reads the log after the store's last sequence and stores batches
 // until ctx ends or the log fails.
 func (s *Sink) follow(ctx context.Context) error {
-	last, err := s.retry(ctx, func() (uint64, error) { return s.store.LastSeq(ctx) })
+	var last uint64
+	err := s.untilStored(ctx, func(ctx context.Context) (err error) {
+		last, err = s.store.LastSeq(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	s.stored.Store(last)
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{"votes.>"}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if last > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
-	}
-	cons, err := s.js.OrderedConsumer(ctx, votelog.StreamName, cfg)
+	cons, err := votelog.Reader(ctx, s.js, last, votelog.AllVotes)
 	if err != nil {
-		return fmt.Errorf("analytics: consumer: %w", err)
+		return fmt.Errorf("analytics: %w", err)
 	}
 	msgs := make(chan jetstream.Msg, 4096)
 	fctx, stop := context.WithCancel(ctx)
@@ -181,53 +182,82 @@ func (s *Sink) follow(ctx context.Context) error {
 // largest sequence stored, so storing part of a message and crashing would
 // lose the rest of it.
 func (s *Sink) drain(ctx context.Context, msgs <-chan jetstream.Msg, last uint64, rowsOf func(jetstream.Msg, []Vote) []Vote) error {
-	batch := make([]Vote, 0, min(s.cfg.BatchSize, 65536))
-	var flush <-chan time.Time
-	var timer *time.Timer
+	b := rowBatch{rows: make([]Vote, 0, min(s.cfg.BatchSize, 65536)), last: last}
+	defer b.stopTimer()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case m := <-msgs:
-			n := len(batch)
-			batch = rowsOf(m, batch)
-			if len(batch) == n {
+			added, err := s.add(ctx, &b, m, rowsOf)
+			if err != nil {
+				return err
+			}
+			if !added || len(b.rows) < s.cfg.BatchSize {
 				continue
 			}
-			if batch[n].Seq <= last {
-				batch = batch[:n] // read again: stored or in the batch already
-				continue
-			}
-			last = batch[n].Seq
-			if len(batch) > s.maxInsert {
-				// Too many for one insert with this message: store the
-				// batch before it, and the message starts the next one.
-				if err := s.insert(ctx, batch[:n]); err != nil {
-					return err
-				}
-				batch = batch[:copy(batch, batch[n:])]
-			}
-			if flush == nil {
-				timer = time.NewTimer(s.cfg.FlushInterval)
-				flush = timer.C
-			}
-			if len(batch) < s.cfg.BatchSize {
-				continue
-			}
-		case <-flush:
+		case <-b.due():
 		}
-		if timer != nil {
-			timer.Stop()
-			timer, flush = nil, nil
-		}
-		if len(batch) == 0 {
-			continue
-		}
-		if err := s.insert(ctx, batch); err != nil {
+		b.stopTimer()
+		if err := s.insert(ctx, b.rows); err != nil {
 			return err
 		}
-		batch = batch[:0]
+		b.rows = b.rows[:0]
 	}
+}
+
+// rowBatch is the rows drain has read and not stored yet.
+type rowBatch struct {
+	rows []Vote
+	// last is the sequence of the newest message read: a message at or
+	// below it is stored or in rows already.
+	last uint64
+	// timer stores rows that waited FlushInterval; armed by the first
+	// message of a batch, nil while none waits.
+	timer *time.Timer
+}
+
+// due returns the channel on which the batch's timer fires: nil, which
+// never fires, while none is armed.
+func (b *rowBatch) due() <-chan time.Time {
+	if b.timer == nil {
+		return nil
+	}
+	return b.timer.C
+}
+
+func (b *rowBatch) stopTimer() {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+}
+
+// add appends the rows of message m to b unless m was read already, and
+// reports whether it did. When they would make b too many rows for one
+// insert, it first stores the rows before them, and m's start the next
+// batch.
+func (s *Sink) add(ctx context.Context, b *rowBatch, m jetstream.Msg, rowsOf func(jetstream.Msg, []Vote) []Vote) (bool, error) {
+	n := len(b.rows)
+	b.rows = rowsOf(m, b.rows)
+	if len(b.rows) == n {
+		return false, nil
+	}
+	if b.rows[n].Seq <= b.last {
+		b.rows = b.rows[:n] // read again: stored or in the batch already
+		return false, nil
+	}
+	b.last = b.rows[n].Seq
+	if len(b.rows) > s.maxInsert {
+		if err := s.insert(ctx, b.rows[:n]); err != nil {
+			return false, err
+		}
+		b.rows = b.rows[:copy(b.rows, b.rows[n:])]
+	}
+	if b.timer == nil {
+		b.timer = time.NewTimer(s.cfg.FlushInterval)
+	}
+	return true, nil
 }
 
 // insert stores a batch of whole messages' rows, retrying until it is
@@ -237,18 +267,13 @@ func (s *Sink) insert(ctx context.Context, batch []Vote) error {
 		return nil
 	}
 	start := time.Now()
-	if _, err := s.retry(ctx, func() (uint64, error) { return 0, s.store.Insert(ctx, batch) }); err != nil {
+	if err := s.untilStored(ctx, func(ctx context.Context) error { return s.store.Insert(ctx, batch) }); err != nil {
 		return err
 	}
 	s.stored.Store(batch[len(batch)-1].Seq)
 	s.rows.Add(float64(len(batch)))
 	if s.busy() {
-		t := time.NewTimer(time.Since(start)) // give way: intake first (giveway.go)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
+		_ = retry.Sleep(ctx, time.Since(start)) // give way: intake first (giveway.go)
 	}
 	return nil
 }
@@ -284,29 +309,18 @@ func (s *Sink) rowsOf(m jetstream.Msg, out []Vote) []Vote {
 	return out
 }
 
-// retry calls fn until it succeeds or ctx ends, backing off up to 10s: the
-// store may be down for a while; the log keeps everything meanwhile.
-func (s *Sink) retry(ctx context.Context, fn func() (uint64, error)) (uint64, error) {
-	backoff := 100 * time.Millisecond
-	for {
-		v, err := fn()
-		if err == nil {
-			if s.failing.Swap(false) {
-				s.log.Info("analytics: store is back")
-			}
-			return v, nil
-		}
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
+// untilStored calls fn until the store answers or ctx ends, backing off up
+// to 10s: the store may be down for a while; the log keeps everything
+// meanwhile. An outage is logged once, when it starts and when it ends.
+func (s *Sink) untilStored(ctx context.Context, fn func(context.Context) error) error {
+	b := retry.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+	err := retry.Do(ctx, b, fn, func(err error, wait time.Duration) {
 		if !s.failing.Swap(true) {
-			s.log.Warn("analytics: store failing; retrying", "err", err)
+			s.log.Warn("analytics: store failing; retrying", "err", err, "in", wait)
 		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
+	})
+	if err == nil && s.failing.Swap(false) {
+		s.log.Info("analytics: store is back")
 	}
+	return err
 }
