@@ -207,20 +207,19 @@ func (d *decoder) byte() byte {
 	return c
 }
 
+// varint reads what binary.AppendVarint wrote: a zig-zag encoded uvarint.
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
+	u := d.uvarint()
+	if u&1 != 0 {
+		return ^int64(u >> 1)
 	}
-	d.b = d.b[n:]
-	return v
+	return int64(u >> 1)
 }
 
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
-		d.fail("bad uvarint")
+		d.fail("bad varint")
 		return 0
 	}
 	d.b = d.b[n:]

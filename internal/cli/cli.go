@@ -203,3 +203,20 @@ func fmtTime(t *time.Time) string {
 	}
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
+
+// deleteOne runs a `delete ID` command: del removes the thing of that kind
+// with the client that parse makes.
+func (c *command) deleteOne(ctx context.Context, args []string, kind string, del func(*sdk.Client, context.Context, string) error) error {
+	pos, err := c.parse(args, "ID", 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := del(c.client, ctx, pos[0]); err != nil {
+		return err
+	}
+	if *c.json {
+		return c.printJSON(map[string]any{"id": pos[0], "deleted": true})
+	}
+	fmt.Fprintf(c.stdout, "deleted %s %s\n", kind, pos[0])
+	return nil
+}

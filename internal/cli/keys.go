@@ -56,16 +56,5 @@ func keysList(ctx context.Context, c *command, args []string) error {
 
 // keysDelete runs `pollcast keys delete ID`.
 func keysDelete(ctx context.Context, c *command, args []string) error {
-	pos, err := c.parse(args, "ID", 1, 1)
-	if err != nil {
-		return err
-	}
-	if err := c.client.DeleteKey(ctx, pos[0]); err != nil {
-		return err
-	}
-	if *c.json {
-		return c.printJSON(map[string]any{"id": pos[0], "deleted": true})
-	}
-	fmt.Fprintf(c.stdout, "deleted key %s\n", pos[0])
-	return nil
+	return c.deleteOne(ctx, args, "key", (*sdk.Client).DeleteKey)
 }

@@ -180,16 +180,5 @@ func pollsList(ctx context.Context, c *command, args []string) error {
 
 // pollsDelete runs `pollcast polls delete ID`.
 func pollsDelete(ctx context.Context, c *command, args []string) error {
-	pos, err := c.parse(args, "ID", 1, 1)
-	if err != nil {
-		return err
-	}
-	if err := c.client.DeletePoll(ctx, pos[0]); err != nil {
-		return err
-	}
-	if *c.json {
-		return c.printJSON(map[string]any{"id": pos[0], "deleted": true})
-	}
-	fmt.Fprintf(c.stdout, "deleted poll %s\n", pos[0])
-	return nil
+	return c.deleteOne(ctx, args, "poll", (*sdk.Client).DeletePoll)
 }
