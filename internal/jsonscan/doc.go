@@ -1,6 +1,11 @@
 // Package jsonscan reads the few JSON shapes on pollcast's hottest paths
 // (vote bodies, batches of votes, votes over a live socket) several times
-// faster than encoding/json, as a fast path in front of it.
+// faster than encoding/json, as a fast path in front of it. It is kept
+// because the JSON libraries made for speed (segmentio/encoding/json,
+// go-json-experiment/json and its jsontext tokenizer) are not close on
+// these shapes: BENCHMARKS.md has the measurement, and the benchmarks
+// BenchmarkDecodeVote, BenchmarkDecodeBatch (web) and
+// BenchmarkDecodeInbound (realtime) rerun it.
 //
 // A Scanner understands a subset of JSON: objects, arrays, strings (with
 // every escape, and invalid UTF-8 coerced to U+FFFD exactly as
