@@ -37,7 +37,7 @@ func scanInbound(s *jsonscan.Scanner, in *inbound) bool {
 		case "ref":
 			ok = s.StringInto(&in.Ref, "")
 		case "options":
-			in.Options, ok = scanStrings(s)
+			in.Options, ok = s.Strings(nil, nil)
 		case "voter":
 			ok = s.StringInto(&in.Voter, "")
 		case "idempotency_key":
@@ -49,31 +49,4 @@ func scanInbound(s *jsonscan.Scanner, in *inbound) bool {
 		}
 		return ok
 	}) && s.End()
-}
-
-// scanStrings reads an array of strings, or null, which gives nil as
-// json.Unmarshal sets a slice to nil for null. An empty array gives an
-// empty slice that is not nil. A null element is not handled.
-func scanStrings(s *jsonscan.Scanner) ([]string, bool) {
-	if s.Null() {
-		return nil, true
-	}
-	if !s.Consume('[') {
-		return nil, false
-	}
-	out := make([]string, 0, 1)
-	for i := 0; ; i++ {
-		end, ok := s.Element(i)
-		if !ok {
-			return nil, false
-		}
-		if end {
-			return out, true
-		}
-		b, ok := s.String()
-		if !ok {
-			return nil, false
-		}
-		out = append(out, string(b))
-	}
 }

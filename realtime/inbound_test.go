@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/pollcast/pollcast/internal/jsonscan"
-	"github.com/pollcast/pollcast/internal/testsvc"
 
 	"github.com/pollcast/pollcast/internal/jsonscan/jsonscantest"
 )
@@ -123,35 +122,4 @@ func TestDecodeInboundCopies(t *testing.T) {
 			t.Fatalf("%s: after data changed\n%#v\nwant\n%#v", msg, in, want)
 		}
 	}
-}
-
-// BenchmarkDecodeInbound reports the process's CPU time per operation
-// beside wall time: the steadier figure on a shared machine. Each decoder
-// is called directly, as readLoop calls it, so that escape analysis sees
-// what it sees there.
-func BenchmarkDecodeInbound(b *testing.B) {
-	data := []byte(benchInbound)
-	run := func(b *testing.B, decode func() error) {
-		b.SetBytes(int64(len(data)))
-		b.ReportAllocs()
-		cpu := testsvc.CPUTime()
-		for b.Loop() {
-			if err := decode(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(testsvc.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
-	}
-	b.Run("encoding_json", func(b *testing.B) {
-		run(b, func() error {
-			var in inbound
-			return json.Unmarshal(data, &in)
-		})
-	})
-	b.Run("jsonscan", func(b *testing.B) {
-		run(b, func() error {
-			var in inbound
-			return decodeInbound(data, &in)
-		})
-	})
 }

@@ -74,7 +74,7 @@ func scanVote(s *jsonscan.Scanner, in *voteInput) bool {
 		var ok bool
 		switch string(key) {
 		case "options":
-			in.Options, ok = scanOptions(s, nil, nil)
+			in.Options, ok = s.Strings(nil, nil)
 		case "voter":
 			ok = s.StringInto(&in.Voter, "")
 		case "idempotency_key":
@@ -142,7 +142,7 @@ func scanBatchItem(s *jsonscan.Scanner, v, prev *batchItem, opts *[]string) bool
 			ok = s.StringInto(&v.PollID, p.PollID)
 		case "options":
 			var o []string
-			o, ok = scanOptions(s, p.Options, *opts)
+			o, ok = s.Strings(p.Options, *opts)
 			if ok && o != nil {
 				v.Options = o[len(*opts):len(o):len(o)]
 				*opts = o
@@ -162,39 +162,4 @@ func scanBatchItem(s *jsonscan.Scanner, v, prev *batchItem, opts *[]string) bool
 		}
 		return ok
 	})
-}
-
-// scanOptions reads an array of strings, appending its elements to dst, or
-// null, which gives nil, as encoding/json sets a slice to nil for null. An
-// empty array gives an empty slice that is not nil. Element i equal to
-// same[i] is stored as same[i], without a copy. A null element is not
-// handled (encoding/json would leave what a slice's spare capacity held).
-func scanOptions(s *jsonscan.Scanner, same, dst []string) ([]string, bool) {
-	if s.Null() {
-		return nil, true
-	}
-	if !s.Consume('[') {
-		return nil, false
-	}
-	if dst == nil {
-		dst = make([]string, 0, 1)
-	}
-	for i := 0; ; i++ {
-		end, ok := s.Element(i)
-		if !ok {
-			return nil, false
-		}
-		if end {
-			return dst, true
-		}
-		b, ok := s.String()
-		if !ok {
-			return nil, false
-		}
-		if i < len(same) && string(b) == same[i] {
-			dst = append(dst, same[i])
-		} else {
-			dst = append(dst, string(b))
-		}
-	}
 }

@@ -207,55 +207,8 @@ func TestDecodeBatchSharesOptions(t *testing.T) {
 	}
 }
 
-// benchDecode runs decode in a sub-benchmark called name, reporting the
-// process's CPU time per operation beside wall time: the steadier figure
-// on a shared machine.
-func benchDecode(b *testing.B, name string, size int, decode func() error) {
-	b.Run(name, func(b *testing.B) {
-		b.SetBytes(int64(size))
-		b.ReportAllocs()
-		cpu := testsvc.CPUTime()
-		for b.Loop() {
-			if err := decode(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(testsvc.CPUTime()-cpu)/float64(b.N), "cpu-ns/op")
-	})
-}
-
-func BenchmarkDecodeBatch(b *testing.B) {
-	body := benchBatch(1000)
-	check := func(in *batchInput, err error) error {
-		if err == nil && len(in.Votes) != 1000 {
-			err = fmt.Errorf("%d votes", len(in.Votes))
-		}
-		return err
-	}
-	benchDecode(b, "encoding_json", len(body), func() error {
-		var in batchInput
-		return check(&in, unmarshalBody(body, &in))
-	})
-	benchDecode(b, "jsonscan", len(body), func() error {
-		var in batchInput
-		return check(&in, unmarshalBatch(body, &in))
-	})
-}
-
-func BenchmarkDecodeVote(b *testing.B) {
-	body := []byte(voteSeeds[0])
-	benchDecode(b, "encoding_json", len(body), func() error {
-		var in voteInput
-		return unmarshalBody(body, &in)
-	})
-	benchDecode(b, "jsonscan", len(body), func() error {
-		var in voteInput
-		return unmarshalVote(body, &in)
-	})
-}
-
 // BenchmarkReadBatch reads a batch body as decodeBatch does:
-// "io_ReadAll" as it was, "sized" with readAll's first buffer of the
+// "io_ReadAll" the baseline, "sized" with readAll's first buffer of the
 // Content-Length.
 func BenchmarkReadBatch(b *testing.B) {
 	body := benchBatch(1000)

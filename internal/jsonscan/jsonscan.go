@@ -1,24 +1,3 @@
-// Package jsonscan reads the few JSON shapes on pollcast's hottest paths
-// (vote bodies, batches of votes, votes over a live socket) several times
-// faster than encoding/json, as a fast path in front of it.
-//
-// A Scanner understands a subset of JSON: objects, arrays, strings (with
-// every escape, and invalid UTF-8 coerced to U+FFFD exactly as
-// encoding/json does) and null. Whatever is outside the subset — numbers,
-// booleans, a malformed or truncated document — makes the method at hand
-// return ok == false, and the caller is expected to give up and decode the
-// whole input again with encoding/json, which then produces the value or
-// the exact error it always did. A Scanner therefore never reports errors
-// of its own: it only says "handled" or "not handled".
-//
-// Keys are returned raw; a key with an escape is "not handled", since it may
-// spell a known key in another way. Callers compare keys exactly and give up
-// on anything else, leaving case-insensitive matching and unknown-field
-// handling to encoding/json.
-//
-// AppendString goes the other way: it writes a string as encoding/json
-// does, for the answers written most often (to votes, one by one over a
-// socket and a thousand at a time to a batch).
 package jsonscan
 
 import (
@@ -313,4 +292,39 @@ func (s *Scanner) StringInto(dst *string, same string) bool {
 		*dst = string(b)
 	}
 	return true
+}
+
+// Strings reads an array of strings, appending its elements to dst, or
+// null, which gives nil, as encoding/json sets a slice to nil for null. An
+// empty array gives an empty slice that is not nil. Element i equal to
+// same[i] is stored as same[i], without a copy. A null element is not
+// handled: encoding/json would leave what the slice's spare capacity held.
+func (s *Scanner) Strings(same, dst []string) ([]string, bool) {
+	if s.Null() {
+		return nil, true
+	}
+	if !s.Consume('[') {
+		return nil, false
+	}
+	if dst == nil {
+		dst = make([]string, 0, 1)
+	}
+	for i := 0; ; i++ {
+		end, ok := s.Element(i)
+		if !ok {
+			return nil, false
+		}
+		if end {
+			return dst, true
+		}
+		b, ok := s.String()
+		if !ok {
+			return nil, false
+		}
+		if i < len(same) && string(b) == same[i] {
+			dst = append(dst, same[i])
+		} else {
+			dst = append(dst, string(b))
+		}
+	}
 }

@@ -3,7 +3,10 @@ package jsonscan
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
+	"unsafe"
 )
 
 // FuzzString: String decodes every JSON string exactly as encoding/json
@@ -109,4 +112,58 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("AppendString(%q) = %s, want %s", s, got[1:], want)
 		}
 	})
+}
+
+func TestStrings(t *testing.T) {
+	same := []string{"a", "b"}
+	for _, tc := range []struct {
+		name   string
+		doc    string
+		want   []string
+		wantOK bool
+	}{
+		{"null", `null`, nil, true},
+		{"empty", `[]`, []string{}, true},
+		{"strings", ` [ "a" , "b\u0063" ] `, []string{"a", "bc"}, true},
+		{"null element", `["a",null]`, nil, false},
+		{"number", `["a",1]`, nil, false},
+		{"trailing comma", `["a",]`, nil, false},
+		{"leading comma", `[,"a"]`, nil, false},
+		{"no comma", `["a" "b"]`, nil, false},
+		{"unterminated", `["a"`, nil, false},
+		{"string", `"a"`, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Scanner
+			s.Reset([]byte(tc.doc))
+			got, ok := s.Strings(same, nil)
+			ok = ok && s.End()
+			if ok != tc.wantOK {
+				t.Fatalf("handled %v, want %v", ok, tc.wantOK)
+			}
+			if ok && (!reflect.DeepEqual(got, tc.want) || (got == nil) != (tc.want == nil)) {
+				t.Fatalf("%#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestStringsShares: elements equal to same's are same's strings, and
+// elements are appended to dst.
+func TestStringsShares(t *testing.T) {
+	same := []string{strings.Clone("poll"), strings.Clone("x")}
+	dst := make([]string, 1, 4)
+	dst[0] = "before"
+	var s Scanner
+	s.Reset([]byte(`["poll","y"]`))
+	got, ok := s.Strings(same, dst)
+	if !ok || !reflect.DeepEqual(got, []string{"before", "poll", "y"}) {
+		t.Fatalf("%q, %v", got, ok)
+	}
+	if unsafe.StringData(got[1]) != unsafe.StringData(same[0]) {
+		t.Fatal("an element equal to same's is a copy")
+	}
+	if &got[0] != &dst[0] {
+		t.Fatal("not appended to dst")
+	}
 }

@@ -1,5 +1,3 @@
-// Package jsonscantest makes JSON documents for the fuzz tests of the
-// decoders built on jsonscan.
 package jsonscantest
 
 // DocFromBytes turns fuzz input into a JSON document made mostly of the
