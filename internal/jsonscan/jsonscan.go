@@ -397,39 +397,29 @@ func (s *Scanner) skip(depth int) bool {
 	switch s.data[s.pos] {
 	case '"':
 		return s.skipString()
-	case '{':
+	case '{', '[':
 		if depth > maxDepth {
 			return false
 		}
+		object, end := s.data[s.pos] == '{', byte(']')
+		if object {
+			end = '}'
+		}
 		s.pos++
-		if s.Consume('}') {
+		if s.Consume(end) {
 			return true
 		}
 		for {
-			s.skipSpace()
-			if !s.skipString() || !s.Consume(':') || !s.skip(depth+1) {
-				return false
+			if object {
+				s.skipSpace()
+				if !s.skipString() || !s.Consume(':') {
+					return false
+				}
 			}
-			if s.Consume('}') {
-				return true
-			}
-			if !s.Consume(',') {
-				return false
-			}
-		}
-	case '[':
-		if depth > maxDepth {
-			return false
-		}
-		s.pos++
-		if s.Consume(']') {
-			return true
-		}
-		for {
 			if !s.skip(depth + 1) {
 				return false
 			}
-			if s.Consume(']') {
+			if s.Consume(end) {
 				return true
 			}
 			if !s.Consume(',') {
