@@ -109,9 +109,22 @@ func messageType(v []byte) string {
 }
 
 // parseRef parses a ref as this client writes them: a decimal integer
-// from 1, without leading zeros.
+// from 1.
 func parseRef(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 || v[0] == '0' {
+	n, ok := parsePlain(v, 18)
+	return n, ok && n > 0
+}
+
+// parseStatus parses a status: an integer from 0 to 999.
+func parseStatus(v []byte) (int, bool) {
+	n, ok := parsePlain(v, 3)
+	return int(n), ok
+}
+
+// parsePlain parses an integer of at most digits decimal digits, written
+// plainly: no sign, no leading zero, no fraction or exponent.
+func parsePlain(v []byte, digits int) (int64, bool) {
+	if len(v) == 0 || len(v) > digits || v[0] == '0' && len(v) > 1 {
 		return 0, false
 	}
 	var n int64
@@ -120,21 +133,6 @@ func parseRef(v []byte) (int64, bool) {
 			return 0, false
 		}
 		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
-// parseStatus parses a status: an integer from 0 to 999 written plainly.
-func parseStatus(v []byte) (int, bool) {
-	if len(v) == 0 || len(v) > 3 || v[0] == '0' && len(v) > 1 {
-		return 0, false
-	}
-	n := 0
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
 	}
 	return n, true
 }

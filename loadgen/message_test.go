@@ -77,6 +77,35 @@ func TestDecodeAnswer(t *testing.T) {
 	}
 }
 
+func TestParseRefStatus(t *testing.T) {
+	for _, tc := range []struct {
+		v        string
+		ref      int64
+		refOK    bool
+		status   int
+		statusOK bool
+	}{
+		{"0", 0, false, 0, true},
+		{"1", 1, true, 1, true},
+		{"999", 999, true, 999, true},
+		{"1000", 1000, true, 0, false},
+		{"999999999999999999", 999999999999999999, true, 0, false},
+		{"1000000000000000000", 0, false, 0, false},
+		{"007", 0, false, 0, false},
+		{"-1", 0, false, 0, false},
+		{"2e2", 0, false, 0, false},
+		{"1.0", 0, false, 0, false},
+		{"", 0, false, 0, false},
+	} {
+		ref, refOK := parseRef([]byte(tc.v))
+		status, statusOK := parseStatus([]byte(tc.v))
+		if ref != tc.ref && refOK || refOK != tc.refOK || status != tc.status && statusOK || statusOK != tc.statusOK {
+			t.Errorf("%q: ref %d %v, status %d %v; want ref %d %v, status %d %v",
+				tc.v, ref, refOK, status, statusOK, tc.ref, tc.refOK, tc.status, tc.statusOK)
+		}
+	}
+}
+
 func TestLiveMessage(t *testing.T) {
 	tests := []struct {
 		name, data string
