@@ -56,6 +56,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzString$$' -fuzztime=$(call fuzztime,400000x) ./internal/jsonscan
 	$(GO) test -run='^$$' -fuzz='^FuzzMembers$$' -fuzztime=$(call fuzztime,300000x) ./internal/jsonscan
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendString$$' -fuzztime=$(call fuzztime,400000x) ./internal/jsonscan
+	$(GO) test -run='^$$' -fuzz='^FuzzSkip$$' -fuzztime=$(call fuzztime,300000x) ./internal/jsonscan
+	$(GO) test -run='^$$' -fuzz='^FuzzLiveMessages$$' -fuzztime=$(call fuzztime,60000x) ./loadgen
 
 ## lint: gofmt and go vet must be clean, and eslint on the JavaScript (lint-js)
 lint: lint-js

@@ -22,9 +22,9 @@
 //
 // The hot path speaks HTTP and WebSocket itself: package sdk retries,
 // which would hide errors, so sdk only creates the poll and reads the
-// results. The ws scenario frames its own WebSocket messages and scans
-// its answers without encoding/json (wsproto.go), to leave the machine's
-// CPU to the server it measures.
+// results. The ws scenario frames its own WebSocket messages (wsproto.go),
+// and the answers and results messages are read with internal/jsonscan
+// (message.go), to leave the machine's CPU to the server it measures.
 //
 // Config is filled by cmd/pollcast from its flags; New checks it, Run
 // runs it once and returns a Summary.

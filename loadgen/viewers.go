@@ -1,12 +1,9 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -233,32 +230,6 @@ func (vs *viewerSet) observe(st *viewerState, counted, recv int64) {
 		vs.lat.add(0, early, 0, 0) // counted before their 202 arrived
 	}
 	st.seen.Store(counted)
-}
-
-// liveMessage returns the type of a live message and its total. Results
-// messages, ten a second for each viewer, are read without a JSON decoder
-// when they look as the server writes them (type first); anything else is
-// decoded.
-func liveMessage(data []byte) (string, int64) {
-	if rest, ok := bytes.CutPrefix(data, []byte(`{"type":"results",`)); ok {
-		if _, num, ok := bytes.Cut(rest, []byte(`"total":`)); ok {
-			end := 0
-			for end < len(num) && '0' <= num[end] && num[end] <= '9' {
-				end++
-			}
-			if total, err := strconv.ParseInt(string(num[:end]), 10, 64); err == nil {
-				return "results", total
-			}
-		}
-	}
-	var m struct {
-		Type  string `json:"type"`
-		Total int64  `json:"total"`
-	}
-	if json.Unmarshal(data, &m) != nil {
-		return "", 0
-	}
-	return m.Type, m.Total
 }
 
 // awaitCaughtUp waits until every live viewer saw accepted votes of the

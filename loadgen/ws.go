@@ -29,8 +29,8 @@ import (
 // the handshake; whenever the window has room for k votes, k masked frames
 // are built into one buffer and written with one call (by the reader
 // itself, once it has read the answers that came, unless Config.Rate paces
-// a sender), and the answers are read from one bufio.Reader and scanned
-// for the four fields the scenario needs (wsproto.go). The connection is
+// a sender), and the answers are read from one bufio.Reader (wsproto.go)
+// for the four fields the scenario needs (message.go). The connection is
 // dialled by network, over its source addresses; an HTTP proxy is not
 // used.
 
@@ -324,11 +324,11 @@ func (v *wsVoter) readLoop(sendCtx context.Context) error {
 		}
 		switch op {
 		case ws.OpText:
-			a, err := scanAnswer(p)
+			a, err := decodeAnswer(p)
 			if err != nil {
 				return fmt.Errorf("unreadable message %.100q: %w", p, err)
 			}
-			switch string(a.typ) {
+			switch a.typ {
 			case "vote_result":
 				if !a.hasRef {
 					return fmt.Errorf("an answer without a ref: %.100q", p)
@@ -380,7 +380,7 @@ func (v *wsVoter) answer(a wsAnswer) bool {
 		v.g.st.lat.Record(time.Duration(v.now() - sent))
 		v.g.st.ok.Add(1)
 	default:
-		v.g.st.fail(statusCode(a.status, string(a.code)), 1)
+		v.g.st.fail(statusCode(a.status, a.code), 1)
 	}
 	return true
 }

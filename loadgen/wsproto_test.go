@@ -3,15 +3,11 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -196,106 +192,6 @@ func TestWSAppendFrame(t *testing.T) {
 	if r.Len() != 0 {
 		t.Errorf("%d bytes left", r.Len())
 	}
-}
-
-func TestWSScanAnswer(t *testing.T) {
-	tests := []struct {
-		name, data string
-		want       wsAnswer
-		wantErr    bool
-	}{
-		{name: "as the server writes it", data: `{"type":"vote_result","ref":"17","status":202,"vote_id":"v-1"}`,
-			want: wsAnswer{typ: []byte("vote_result"), ref: 17, refOK: true, hasRef: true, status: 202, statusOK: true}},
-		{name: "a failure", data: `{"type":"vote_result","ref":"3","status":429,"code":"rate_limited","detail":"too many \"votes\""}`,
-			want: wsAnswer{typ: []byte("vote_result"), ref: 3, refOK: true, hasRef: true, status: 429, statusOK: true, code: []byte("rate_limited")}},
-		{name: "another order, white space", data: " { \"status\" : 409 ,\n\"code\":\"already_voted\", \"ref\":\"8\", \"type\" :\"vote_result\" } ",
-			want: wsAnswer{typ: []byte("vote_result"), ref: 8, refOK: true, hasRef: true, status: 409, statusOK: true, code: []byte("already_voted")}},
-		{name: "escapes", data: `{"t\u0079pe":"vote\u005fresult","ref":"1\u0032","status":503,"code":"over\u006coaded"}`,
-			want: wsAnswer{typ: []byte("vote_result"), ref: 12, refOK: true, hasRef: true, status: 503, statusOK: true, code: []byte("overloaded")}},
-		{name: "results", data: `{"type":"results","poll_id":"p","total":3,"options":[{"id":"a","votes":2},{"id":"b","votes":1}],"status":"open"}`,
-			want: wsAnswer{typ: []byte("results")}},
-		{name: "nested values skipped", data: `{"x":{"type":"no","a":[1,{"b":"}]"}],"c":null},"type":"poll","y":[true,false,-1.5e3]}`,
-			want: wsAnswer{typ: []byte("poll")}},
-		{name: "the last of a duplicate wins", data: `{"type":"results","type":"vote_result","ref":"1","ref":"2","status":"x","status":200}`,
-			want: wsAnswer{typ: []byte("vote_result"), ref: 2, refOK: true, hasRef: true, status: 200, statusOK: true}},
-		{name: "a ref not ours", data: `{"type":"vote_result","ref":"007","status":202}`,
-			want: wsAnswer{typ: []byte("vote_result"), hasRef: true, status: 202, statusOK: true}},
-		{name: "a numeric ref", data: `{"type":"vote_result","ref":7,"status":202}`,
-			want: wsAnswer{typ: []byte("vote_result"), status: 202, statusOK: true}},
-		{name: "no status", data: `{"type":"vote_result","ref":"7"}`,
-			want: wsAnswer{typ: []byte("vote_result"), ref: 7, refOK: true, hasRef: true}},
-		{name: "a status not an integer", data: `{"type":"vote_result","ref":"7","status":202.5}`,
-			want: wsAnswer{typ: []byte("vote_result"), ref: 7, refOK: true, hasRef: true}},
-		{name: "empty object", data: `{}`},
-		{name: "cut", data: `{"type":"vote_result","ref":"7","sta`, wantErr: true},
-		{name: "not an object", data: `["type","vote_result"]`, wantErr: true},
-		{name: "not JSON", data: `vote_result 7 202`, wantErr: true},
-		{name: "empty", data: ``, wantErr: true},
-		{name: "trailing bytes", data: `{"type":"vote_result"} x`, wantErr: true},
-		{name: "a missing comma", data: `{"type":"vote_result" "ref":"1"}`, wantErr: true},
-		{name: "a missing value", data: `{"type":"vote_result","ref":}`, wantErr: true},
-		{name: "an unclosed string", data: `{"type":"vote_result","code":"oops}`, wantErr: true},
-		{name: "a bad escape", data: `{"type":"vote_result","code":"\q"}`, wantErr: true},
-		{name: "an unbalanced value", data: `{"type":"results","options":[{"id":"a"]}`, wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := scanAnswer([]byte(tt.data))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("error %v, want one: %v", err, tt.wantErr)
-			}
-			if err == nil && describeAnswer(got) != describeAnswer(tt.want) {
-				t.Errorf("scanAnswer = %s\nwant %s", describeAnswer(got), describeAnswer(tt.want))
-			}
-		})
-	}
-}
-
-func describeAnswer(a wsAnswer) string {
-	return fmt.Sprintf("type %q (nil %v) ref %d (ok %v, string %v) status %d (ok %v) code %q (nil %v)",
-		a.typ, a.typ == nil, a.ref, a.refOK, a.hasRef, a.status, a.statusOK, a.code, a.code == nil)
-}
-
-// FuzzWSScanAnswer checks scanAnswer against encoding/json decoding
-// into a map: what JSON accepts the scanner reads the same way.
-func FuzzWSScanAnswer(f *testing.F) {
-	for _, s := range []string{
-		`{"type":"vote_result","ref":"17","status":202,"vote_id":"v-1"}`,
-		`{"type":"vote_result","ref":"3","status":429,"code":"rate_limited","detail":"x"}`,
-		`{"type":"results","total":3,"options":[{"id":"a","votes":2}]}`,
-		`{"t\u0079pe":"vote\u005fresult","ref":"1\u0032","status":503}`,
-		`{"type":null,"ref":1,"status":"202","code":[]}`,
-		`{"status":2e2}`, `{}`, `[]`, `"x"`, `{"a":{"b":[1,2,{"c":"]"}]}}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := scanAnswer(data) // must not panic, whatever the input
-		var m map[string]any
-		if json.Unmarshal(data, &m) != nil || m == nil || !utf8.Valid(data) {
-			return // not a JSON object (or one JSON mends): the scanner may take it or not
-		}
-		if err != nil {
-			t.Fatalf("scanAnswer: %v, but JSON is %v", err, m)
-		}
-		str := func(key string) (string, bool) { s, ok := m[key].(string); return s, ok }
-		if s, ok := str("type"); string(got.typ) != s || !ok && got.typ != nil {
-			t.Errorf("type %q, JSON %#v", got.typ, m["type"])
-		}
-		if s, ok := str("code"); string(got.code) != s || !ok && got.code != nil {
-			t.Errorf("code %q, JSON %#v", got.code, m["code"])
-		}
-		ref, isStr := str("ref")
-		if got.hasRef != isStr || got.refOK && strconv.FormatInt(got.ref, 10) != ref {
-			t.Errorf("ref %d (%v, %v), JSON %#v", got.ref, got.refOK, got.hasRef, m["ref"])
-		}
-		if n, err := strconv.ParseInt(ref, 10, 64); isStr && err == nil && n > 0 && ref == strconv.FormatInt(n, 10) && len(ref) <= 18 && !got.refOK {
-			t.Errorf("ref %q not read", ref)
-		}
-		if st, ok := m["status"].(float64); got.statusOK && (!ok || st != float64(got.status)) {
-			t.Errorf("status %d, JSON %#v", got.status, m["status"])
-		}
-	})
 }
 
 // FuzzWSFrameReader feeds bytes to the frame reader: it must return

@@ -61,11 +61,7 @@ func (s *Scanner) End() bool {
 // reports whether it did. What follows is checked by the next call.
 func (s *Scanner) Null() bool {
 	s.skipSpace()
-	if len(s.data)-s.pos >= 4 && string(s.data[s.pos:s.pos+4]) == "null" {
-		s.pos += 4
-		return true
-	}
-	return false
+	return s.literal("null")
 }
 
 // Object reads an object: '{', then for each member its key, handed to
@@ -327,4 +323,162 @@ func (s *Scanner) Strings(same, dst []string) ([]string, bool) {
 			dst = append(dst, string(b))
 		}
 	}
+}
+
+// Number skips whitespace and reads a number as JSON writes them, an
+// optional minus, an integer without leading zeros, then an optional
+// fraction and exponent, and returns its text, which aliases the document.
+// ok is false, and nothing but whitespace consumed, when no number comes
+// next. What follows is checked by the next call, as with Null.
+func (s *Scanner) Number() (b []byte, ok bool) {
+	s.skipSpace()
+	d, start := s.data, s.pos
+	p := start
+	if p < len(d) && d[p] == '-' {
+		p++
+	}
+	switch {
+	case p < len(d) && d[p] == '0':
+		p++
+	case p < len(d) && '1' <= d[p] && d[p] <= '9':
+		p = digits(d, p)
+	default:
+		return nil, false
+	}
+	if p < len(d) && d[p] == '.' {
+		if q := digits(d, p+1); q > p+1 {
+			p = q
+		} else {
+			return nil, false
+		}
+	}
+	if p < len(d) && (d[p] == 'e' || d[p] == 'E') {
+		q := p + 1
+		if q < len(d) && (d[q] == '+' || d[q] == '-') {
+			q++
+		}
+		if r := digits(d, q); r > q {
+			p = r
+		} else {
+			return nil, false
+		}
+	}
+	s.pos = p
+	return d[start:p], true
+}
+
+// digits returns the end of the run of decimal digits at d[p:].
+func digits(d []byte, p int) int {
+	for p < len(d) && '0' <= d[p] && d[p] <= '9' {
+		p++
+	}
+	return p
+}
+
+// maxDepth is how deep encoding/json lets objects and arrays nest.
+const maxDepth = 10000
+
+// Skip skips whitespace and one value of any kind, checking it as
+// encoding/json does: it reports false for anything json.Valid rejects
+// (a malformed number, a bad escape, a control character in a string, a
+// missing comma...) and for values nested deeper than encoding/json takes.
+// Keys with escapes are fine here: they are checked, not read. What
+// follows the value is checked by the next call, as with Null.
+func (s *Scanner) Skip() bool {
+	return s.skip(1)
+}
+
+// skip skips a value whose objects and arrays would be at depth and below.
+func (s *Scanner) skip(depth int) bool {
+	s.skipSpace()
+	if s.pos >= len(s.data) {
+		return false
+	}
+	switch s.data[s.pos] {
+	case '"':
+		return s.skipString()
+	case '{', '[':
+		if depth > maxDepth {
+			return false
+		}
+		object, end := s.data[s.pos] == '{', byte(']')
+		if object {
+			end = '}'
+		}
+		s.pos++
+		if s.Consume(end) {
+			return true
+		}
+		for {
+			if object {
+				s.skipSpace()
+				if !s.skipString() || !s.Consume(':') {
+					return false
+				}
+			}
+			if !s.skip(depth + 1) {
+				return false
+			}
+			if s.Consume(end) {
+				return true
+			}
+			if !s.Consume(',') {
+				return false
+			}
+		}
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.Null()
+	}
+	_, ok := s.Number()
+	return ok
+}
+
+// literal consumes lit if it comes next.
+func (s *Scanner) literal(lit string) bool {
+	if len(s.data)-s.pos >= len(lit) && string(s.data[s.pos:s.pos+len(lit)]) == lit {
+		s.pos += len(lit)
+		return true
+	}
+	return false
+}
+
+// skipString skips the string at the cursor, checking its escapes and
+// that it holds no control character. Like encoding/json, it takes any
+// other byte: invalid UTF-8 is mended when a string is read, not here.
+func (s *Scanner) skipString() bool {
+	d := s.data
+	if s.pos >= len(d) || d[s.pos] != '"' {
+		return false
+	}
+	for p := s.pos + 1; p < len(d); {
+		switch c := d[p]; {
+		case c == '"':
+			s.pos = p + 1
+			return true
+		case c == '\\':
+			if p+1 >= len(d) {
+				return false
+			}
+			switch d[p+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p += 2
+			case 'u':
+				if hex4(d, p+2) < 0 {
+					return false
+				}
+				p += 6
+			default:
+				return false
+			}
+		case c < ' ':
+			return false
+		default:
+			p++
+		}
+	}
+	return false
 }

@@ -167,3 +167,89 @@ func TestStringsShares(t *testing.T) {
 		t.Fatal("not appended to dst")
 	}
 }
+
+// FuzzSkip: Skip handles exactly the documents json.Valid accepts, and
+// Number exactly the numbers among them, returning their text.
+func FuzzSkip(f *testing.F) {
+	for _, s := range []string{
+		`0`, `-0`, `12`, `-1.5e3`, `1E+2`, `1e-0`, `0.0`, `01`, `-`, `1.`, `.5`, `1e`, `1e+`, `+1`, `1.5.3`, `0x10`,
+		`true`, `false`, `null`, `tru`, `nul`, `truex`, `"a"`, `"\u00e9\/"`, `"\q"`, "\"a\x01\"", "\"\xff\"",
+		`{}`, `[]`, ` { "a" : [ 1 , true , null , { "b" : "c" } ] , "\u0061" : -2 } `, `{"a":1,}`, `[1,]`, `[,1]`,
+		`{"a" 1}`, `{1:2}`, `[1 2]`, `{"a":1}}`, `[[[[]]]]`, `[`, `{"a":`, "\ufeff1", `"` + strings.Repeat("x", 40),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		valid := json.Valid(data)
+		var s Scanner
+		s.Reset(data)
+		if ok := s.Skip() && s.End(); ok != valid {
+			t.Fatalf("%q: Skip handled %v, json.Valid %v", data, ok, valid)
+		}
+		trimmed := bytes.Trim(data, " \t\r\n")
+		isNumber := valid && len(trimmed) > 0 && (trimmed[0] == '-' || '0' <= trimmed[0] && trimmed[0] <= '9')
+		s.Reset(data)
+		b, ok := s.Number()
+		if ok = ok && s.End(); ok != isNumber || ok && string(b) != string(trimmed) {
+			t.Fatalf("%q: Number %q handled %v, a JSON number: %v", data, b, ok, isNumber)
+		}
+	})
+}
+
+func TestSkip(t *testing.T) {
+	nested := func(n int) string { return strings.Repeat(`[{"a":`, n/2) + `1` + strings.Repeat(`}]`, n/2) }
+	for _, tc := range []struct {
+		name   string
+		doc    string
+		wantOK bool
+	}{
+		{"results", `{"type":"results","total":3,"options":[{"id":"a","votes":2.5e1}],"open":true,"x":null}`, true},
+		{"escaped key", `{"t\u0079pe":"x"}`, true},
+		{"invalid UTF-8", "[\"\xff\"]", true},
+		{"as deep as encoding/json takes", nested(10000), true},
+		{"deeper", nested(10002), false},
+		{"leading zero", `[01]`, false},
+		{"bare fraction", `[1.]`, false},
+		{"literal run on", `[truex]`, false},
+		{"control character", "[\"a\tb\"]", false},
+		{"bad escape", `["\u12x4"]`, false},
+		{"trailing comma", `{"a":1,}`, false},
+		{"number key", `{1:1}`, false},
+		{"unclosed", `{"a":[1`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !json.Valid([]byte(tc.doc)) == tc.wantOK {
+				t.Fatalf("json.Valid disagrees with the test: %v", !tc.wantOK)
+			}
+			var s Scanner
+			s.Reset([]byte(tc.doc))
+			if ok := s.Skip() && s.End(); ok != tc.wantOK {
+				t.Fatalf("handled %v, want %v", ok, tc.wantOK)
+			}
+		})
+	}
+}
+
+// TestNumber: the text of a number comes back, and a failed Number
+// consumes nothing but whitespace, so that the value can be read as
+// another kind.
+func TestNumber(t *testing.T) {
+	var s Scanner
+	s.Reset([]byte(` -12.5e+3 , "7" `))
+	if b, ok := s.Number(); !ok || string(b) != "-12.5e+3" || !s.Consume(',') {
+		t.Fatalf("%q %v", b, ok)
+	}
+	if b, ok := s.Number(); ok {
+		t.Fatalf("a string read as the number %q", b)
+	}
+	if b, ok := s.String(); !ok || string(b) != "7" || !s.End() {
+		t.Fatalf("after a failed Number: %q %v", b, ok)
+	}
+	s.Reset([]byte(`1.e5`))
+	if b, ok := s.Number(); ok {
+		t.Fatalf("%q read", b)
+	}
+	if s.pos != 0 {
+		t.Fatalf("a failed Number moved to %d", s.pos)
+	}
+}
