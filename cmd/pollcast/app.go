@@ -128,7 +128,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		icfg := ingest.Config{Shards: m.cfg.Shards, VoteRate: m.cfg.VoteRate, Region: m.cfg.Region, Logger: m.logger, Registerer: reg,
-			Voted: m.store.HasVoter}
+			Voted: m.store.HasVoter, MaxTokenTTL: m.cfg.MaxTokenTTL}
 		if m.rdb != nil { // several ingest nodes: one voter registry and one rate limit for all
 			if icfg.Voters, err = ingest.NewRedisVoters(m.rdb, ingest.RedisVotersConfig{}); err != nil {
 				return err
