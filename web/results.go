@@ -70,6 +70,7 @@ func (s *server) live(c *gin.Context) {
 	if !ok {
 		return
 	}
+	clearBodyDeadline(c)
 	s.Hub.ServeWebSocket(c.Writer, c.Request, p.ID, v)
 }
 
@@ -79,5 +80,6 @@ func (s *server) events(c *gin.Context) {
 		return
 	}
 	v.Vote, v.VoteBatch = nil, nil // SSE is one-way
+	clearBodyDeadline(c)
 	s.Hub.ServeSSE(c.Writer, c.Request, p.ID, v)
 }
