@@ -175,6 +175,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if roles["realtime"] {
 		m.hub, err = realtime.NewHub(ncMain, m.catalog, m.store.Counts, realtime.HubConfig{
 			PingInterval: m.cfg.LivePingInterval, PingTimeout: m.cfg.LivePingTimeout, Logger: m.logger, Registerer: reg,
+			MaxPerClient: m.cfg.MaxLivePerIP,
 		})
 		if err != nil {
 			return err

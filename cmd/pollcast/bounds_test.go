@@ -2,16 +2,20 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // trickle sends a request's head at once and then its body one byte every
@@ -167,6 +171,133 @@ func TestBodyDeadlineLeavesConnectionsAlone(t *testing.T) {
 			t.Fatal("the event stream did not carry the second vote")
 		}
 	}
+}
+
+// liveRefusal is the answer to a live connection that was not opened.
+type liveRefusal struct {
+	status     int
+	code       string
+	retryAfter string
+}
+
+// openLive opens a live connection of kind "ws" or "sse" to the poll as the
+// client at addr, which the trusted proxy in front (the test) names in
+// X-Forwarded-For. It returns a function closing the connection once the
+// server has answered the upgrade or started the stream, or the refusal.
+func openLive(t testing.TB, a *app, kind, id, addr string) (func(), *liveRefusal) {
+	t.Helper()
+	hdr := http.Header{"X-Forwarded-For": {addr}}
+	ctx, cancel := context.WithCancel(context.Background())
+	refusal := func(resp *http.Response) *liveRefusal {
+		cancel()
+		var p struct{ Code string }
+		_ = json.NewDecoder(resp.Body).Decode(&p)
+		return &liveRefusal{status: resp.StatusCode, code: p.Code, retryAfter: resp.Header.Get("Retry-After")}
+	}
+	switch kind {
+	case "ws":
+		dialCtx, stop := context.WithTimeout(ctx, 10*time.Second)
+		defer stop()
+		c, resp, err := websocket.Dial(dialCtx, "ws://"+a.Addr()+"/v1/polls/"+id+"/live", &websocket.DialOptions{HTTPHeader: hdr})
+		if err != nil {
+			if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+				t.Fatalf("dial %s as %s: %v", kind, addr, err)
+			}
+			return nil, refusal(resp)
+		}
+		readWS(dialCtx, t, c) // the first results: the viewer has joined
+		return func() { c.Close(websocket.StatusNormalClosure, ""); cancel() }, nil
+	case "sse":
+		req, err := http.NewRequestWithContext(ctx, "GET", a.url+"/v1/polls/"+id+"/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = hdr
+		resp, err := a.client.Do(req)
+		if err != nil {
+			t.Fatalf("open %s as %s: %v", kind, addr, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			defer resp.Body.Close()
+			return nil, refusal(resp)
+		}
+		return func() { cancel(); resp.Body.Close() }, nil
+	}
+	t.Fatalf("unknown live kind %q", kind)
+	return nil, nil
+}
+
+// TestLiveConnectionsCappedPerAddress: with the cap at 3, a client address
+// (after trusted proxies) holds three live connections, WebSocket and SSE
+// together; a fourth of either kind gets 429 rate_limited with Retry-After
+// before any upgrade; closing one lets a new one in; other addresses are
+// not affected; IPv6 addresses count by their /64.
+func TestLiveConnectionsCappedPerAddress(t *testing.T) {
+	a := startApp(t, func(c *Config) {
+		c.MaxLivePerIP = 3
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	id := a.createPoll(nil)["id"].(string)
+	open := func(kind, addr string) func() {
+		t.Helper()
+		closeFn, refused := openLive(t, a, kind, id, addr)
+		if refused != nil {
+			t.Fatalf("%s as %s refused: %+v", kind, addr, *refused)
+		}
+		t.Cleanup(closeFn)
+		return closeFn
+	}
+	refuse := func(kind, addr string) {
+		t.Helper()
+		closeFn, refused := openLive(t, a, kind, id, addr)
+		if refused == nil {
+			closeFn()
+			t.Fatalf("%s as %s was let in over the cap", kind, addr)
+		}
+		if refused.status != http.StatusTooManyRequests || refused.code != "rate_limited" || refused.retryAfter == "" {
+			t.Fatalf("%s as %s: %+v, want 429 rate_limited with Retry-After", kind, addr, *refused)
+		}
+	}
+	// openOnceFreed opens a connection as addr as soon as a slot is free:
+	// the server frees it when it notices the closed connection.
+	openOnceFreed := func(kind, addr string) func() {
+		t.Helper()
+		var closeFn func()
+		eventually(t, 10*time.Second, kind+" let in after a close", func() bool {
+			var refused *liveRefusal
+			closeFn, refused = openLive(t, a, kind, id, addr)
+			return refused == nil
+		})
+		t.Cleanup(closeFn)
+		return closeFn
+	}
+
+	const hall = "203.0.113.7"
+	ws1 := open("ws", hall)
+	sse1 := open("sse", hall)
+	open("ws", hall)
+	refuse("ws", hall)
+	refuse("sse", hall)
+
+	open("ws", "203.0.113.8") // another address is not affected
+	open("sse", "198.51.100.1")
+
+	sse1()
+	ws3 := openOnceFreed("ws", hall)
+	refuse("sse", hall)
+	ws1()
+	openOnceFreed("sse", hall)
+	refuse("ws", hall)
+	ws3()
+	openOnceFreed("ws", hall)
+
+	// IPv6: the addresses of one /64 share its three slots.
+	open("ws", "2001:db8:1:2::1")
+	open("sse", "2001:db8:1:2::2")
+	open("ws", "2001:db8:1:2:aaaa::3")
+	refuse("ws", "2001:db8:1:2:ffff::4")
+	refuse("sse", "2001:db8:1:2::5")
+	open("ws", "2001:db8:1:3::1")
 }
 
 func isReset(err error) bool {
