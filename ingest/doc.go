@@ -22,7 +22,8 @@
 //     (Rebuild, RebuildAfter, Remember) and watching a durable registry for
 //     lost data, to rebuild it while votes of deduplicated polls wait.
 //   - identity.go: voter keys and vote IDs, the keyed hashes behind them,
-//     and voter tokens.
+//     and voter tokens (signed, with a subject, and an exp at most
+//     Config.MaxTokenTTL ahead).
 //   - enrich.go: the country and device class recorded with each vote.
 //   - voters.go: the Voters registry contract; voters_memory.go (the
 //     default) and voters_redis.go (shared between ingest nodes) implement it.

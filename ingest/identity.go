@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"hash"
 	"net/netip"
+	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -74,7 +76,7 @@ func (s *Service) voterKeyOf(p *poll.Poll, voter string, ip netip.Addr) (voterKe
 		}
 		return s.hash.sum16("ip", p.ID, clientPrefix(ip).String()), true, nil
 	case poll.DedupeToken:
-		sub, err := verifyVoterToken(p, voter)
+		sub, err := verifyVoterToken(p, voter, s.cfg.MaxTokenTTL, time.Now())
 		if err != nil {
 			return voterKey{}, false, err
 		}
@@ -103,16 +105,26 @@ func checkVoter(voter string) error {
 	return nil
 }
 
+// DefaultMaxTokenTTL is how far ahead a voter token's exp may lie unless
+// Config.MaxTokenTTL says otherwise.
+const DefaultMaxTokenTTL = 24 * time.Hour
+
+// tokenClockSkew is added to the longest allowed lifetime of a voter token:
+// a site minting tokens of exactly that lifetime on a clock slightly ahead
+// of ours must not see them refused.
+const tokenClockSkew = time.Minute
+
 // verifyVoterToken checks a voter token of a token poll: an HS256 JWT signed
-// with the poll's voter secret, with a subject, not expired. It returns the subject.
-func verifyVoterToken(p *poll.Poll, token string) (string, error) {
+// with the poll's voter secret, with a subject and an exp after now and at
+// most maxTTL ahead of it. It returns the subject.
+func verifyVoterToken(p *poll.Poll, token string, maxTTL time.Duration, now time.Time) (string, error) {
 	if token == "" {
 		return "", poll.Errorf(poll.ErrInvalidVoterToken, "this poll needs a voter token signed by the site that embeds it")
 	}
 	claims := jwt.RegisteredClaims{}
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
 		return []byte(p.VoterSecret), nil
-	}, jwt.WithValidMethods([]string{"HS256"}))
+	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(func() time.Time { return now }))
 	if err != nil {
 		detail := "voter token is not valid for this poll"
 		if errors.Is(err, jwt.ErrTokenExpired) {
@@ -120,10 +132,27 @@ func verifyVoterToken(p *poll.Poll, token string) (string, error) {
 		}
 		return "", poll.Errorf(poll.ErrInvalidVoterToken, "%s", detail)
 	}
+	if claims.ExpiresAt == nil {
+		return "", poll.Errorf(poll.ErrInvalidVoterToken, "voter token has no expiry (exp); give it one at most %s ahead", ttlText(maxTTL))
+	}
+	if claims.ExpiresAt.Sub(now) > maxTTL+tokenClockSkew {
+		return "", poll.Errorf(poll.ErrInvalidVoterToken, "voter token expires too far ahead: exp may be at most %s ahead", ttlText(maxTTL))
+	}
 	if claims.Subject == "" {
 		return "", poll.Errorf(poll.ErrInvalidVoterToken, "voter token has no subject (sub)")
 	}
 	return claims.Subject, nil
+}
+
+// ttlText writes a lifetime as people write it: "24h" rather than "24h0m0s".
+func ttlText(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	}
+	return d.String()
 }
 
 // voteIDFor returns the vote ID of a vote: derived from the idempotency key

@@ -3,8 +3,14 @@ package ingest
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pollcast/pollcast/poll"
 )
 
 func TestParseVoteID(t *testing.T) {
@@ -54,5 +60,68 @@ func TestSum16IsHMAC(t *testing.T) {
 				t.Fatalf("%q: %x, want %x", c, got, want)
 			}
 		}
+	}
+}
+
+// TestVoterTokenExpiry: a voter token must carry an exp after now and at
+// most the configured lifetime ahead of it (plus a minute of clock skew);
+// each refusal says which rule the token broke.
+func TestVoterTokenExpiry(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	p := &poll.Poll{ID: "k7Hq2mPz9c12", Dedupe: poll.DedupeToken, VoterSecret: "the-poll-secret"}
+	mint := func(secret string, claims jwt.MapClaims) string {
+		t.Helper()
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	at := func(d time.Duration) int64 { return now.Add(d).Unix() }
+	for _, tc := range []struct {
+		name    string
+		token   string
+		maxTTL  time.Duration
+		wantErr error
+		detail  string // a word the refusal's detail must contain
+	}{
+		{name: "good", token: mint(p.VoterSecret, jwt.MapClaims{"sub": "alice", "exp": at(time.Hour)})},
+		{name: "exp exactly the lifetime ahead", token: mint(p.VoterSecret, jwt.MapClaims{"sub": "alice", "exp": at(24 * time.Hour)})},
+		{name: "exp within the clock skew", token: mint(p.VoterSecret, jwt.MapClaims{"sub": "alice", "exp": at(24*time.Hour + 30*time.Second)})},
+		{name: "no exp", token: mint(p.VoterSecret, jwt.MapClaims{"sub": "alice"}),
+			wantErr: poll.ErrInvalidVoterToken, detail: "no expiry (exp)"},
+		{name: "exp too far ahead", token: mint(p.VoterSecret, jwt.MapClaims{"sub": "alice", "exp": at(25 * time.Hour)}),
+			wantErr: poll.ErrInvalidVoterToken, detail: "at most 24h ahead"},
+		{name: "exp years ahead", token: mint(p.VoterSecret, jwt.MapClaims{"sub": "alice", "exp": at(10 * 365 * 24 * time.Hour)}),
+			wantErr: poll.ErrInvalidVoterToken, detail: "too far ahead"},
+		{name: "shorter lifetime configured", maxTTL: time.Hour, token: mint(p.VoterSecret, jwt.MapClaims{"sub": "alice", "exp": at(2 * time.Hour)}),
+			wantErr: poll.ErrInvalidVoterToken, detail: "at most 1h ahead"},
+		{name: "expired", token: mint(p.VoterSecret, jwt.MapClaims{"sub": "alice", "exp": at(-time.Minute)}),
+			wantErr: poll.ErrInvalidVoterToken, detail: "expired"},
+		{name: "wrong secret", token: mint("another-secret", jwt.MapClaims{"sub": "alice", "exp": at(time.Hour)}),
+			wantErr: poll.ErrInvalidVoterToken, detail: "not valid"},
+		{name: "no subject", token: mint(p.VoterSecret, jwt.MapClaims{"exp": at(time.Hour)}),
+			wantErr: poll.ErrInvalidVoterToken, detail: "sub"},
+		{name: "no token", wantErr: poll.ErrInvalidVoterToken, detail: "needs a voter token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			maxTTL := tc.maxTTL
+			if maxTTL == 0 {
+				maxTTL = DefaultMaxTokenTTL
+			}
+			sub, err := verifyVoterToken(p, tc.token, maxTTL, now)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("verifyVoterToken = %q, %v; want error %v", sub, err, tc.wantErr)
+			}
+			if err == nil {
+				if sub != "alice" {
+					t.Fatalf("subject %q, want alice", sub)
+				}
+				return
+			}
+			if !strings.Contains(err.Error(), tc.detail) {
+				t.Fatalf("error %q does not say %q", err, tc.detail)
+			}
+		})
 	}
 }

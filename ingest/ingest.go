@@ -56,6 +56,10 @@ type Config struct {
 	// a vote, HasVoted asks Voted about the votes before. Zero value means
 	// such voters count as not having voted.
 	Voted func(ctx context.Context, pollID string, voter [16]byte) (bool, error)
+	// MaxTokenTTL is how far ahead of now a voter token's exp may lie; a
+	// token without exp, or with exp further ahead, is refused, so that a
+	// leaked token stops working in bounded time. Zero value means 24h.
+	MaxTokenTTL time.Duration
 }
 
 // Request is one vote as a client sent it, with what the transport knows
@@ -120,12 +124,16 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, 16384)
 	cfg.Region = cmp.Or(cfg.Region, "local")
 	cfg.VotersCheck = cmp.Or(cfg.VotersCheck, time.Second)
+	cfg.MaxTokenTTL = cmp.Or(cfg.MaxTokenTTL, DefaultMaxTokenTTL)
 	if cfg.Voters == nil {
 		cfg.Voters = NewMemoryVoters()
 	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	if cfg.VoteRate < 0 {
 		return nil, errors.New("ingest: negative vote rate")
+	}
+	if cfg.MaxTokenTTL < 0 {
+		return nil, errors.New("ingest: negative voter token lifetime")
 	}
 	secret := cat.Secret()
 	if len(secret) == 0 {

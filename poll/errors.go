@@ -27,6 +27,9 @@ const (
 	CodeResultsHidden     Code = "results_hidden"
 	CodeConflict          Code = "conflict"
 	CodeInternal          Code = "internal"
+	// CodeRequestTimeout is a request whose body did not arrive within the
+	// server's body deadline; the connection is closed after the answer.
+	CodeRequestTimeout Code = "request_timeout"
 	// CodeMethodNotAllowed is answered by the router (package web) to a
 	// known path asked with another method; no domain call returns it.
 	CodeMethodNotAllowed Code = "method_not_allowed"
@@ -39,7 +42,7 @@ func Codes() []Code {
 		CodeBadRequest, CodeBodyTooLarge, CodeInvalid, CodeUnauthorized, CodeForbidden, CodeNotFound,
 		CodeHasVotes, CodeAlreadyVoted, CodePollClosed, CodeInvalidOption, CodeInvalidVoterToken,
 		CodeOriginNotAllowed, CodeRateLimited, CodeOverloaded, CodeResultsHidden, CodeConflict,
-		CodeInternal, CodeMethodNotAllowed,
+		CodeInternal, CodeMethodNotAllowed, CodeRequestTimeout,
 	}
 }
 
@@ -86,6 +89,7 @@ var (
 	ErrOverloaded        = &Error{Code: CodeOverloaded}
 	ErrResultsHidden     = &Error{Code: CodeResultsHidden}
 	ErrConflict          = &Error{Code: CodeConflict}
+	ErrRequestTimeout    = &Error{Code: CodeRequestTimeout}
 )
 
 // Errorf returns a new *Error with the code of sentinel and a formatted detail.

@@ -13,4 +13,8 @@
 // from the clock (opens_at, closes_at) reach viewers as "poll" messages,
 // and results visibility is evaluated per viewer on every change. Votes
 // sent over a WebSocket are handed to the caller's Viewer.Vote.
+//
+// The hub also counts the live connections of each client address on this
+// node (Hub.Admit, HubConfig.MaxPerClient; limit.go), so that one client
+// cannot hold any number of them.
 package realtime

@@ -58,6 +58,17 @@ type Viewer struct {
 	// reply per vote: a socket's votes then share the wait for the log's
 	// acks instead of queueing for it one by one.
 	VoteBatch func(ctx context.Context, ms []VoteMessage) []VoteReply
+	// Leave, when set, is called once when the connection ends, however it
+	// ends (the upgrade failing included): it releases what the caller
+	// reserved for the connection, such as the slot of Hub.Admit.
+	Leave func()
+}
+
+// left calls v.Leave, if set.
+func (v Viewer) left() {
+	if v.Leave != nil {
+		v.Leave()
+	}
 }
 
 // HubConfig configures NewHub.
@@ -91,6 +102,10 @@ type HubConfig struct {
 	// MaxMessageBytes caps an inbound WebSocket message; a bigger one closes
 	// the socket with StatusMessageTooBig. Zero value means 4096.
 	MaxMessageBytes int64
+	// MaxPerClient caps the live connections (WebSocket and SSE together)
+	// one client (an IPv4 address or an IPv6 /64) may hold on this node:
+	// Hub.Admit refuses more. Zero value means no cap.
+	MaxPerClient int
 	// KeepAlive is the period of SSE comments that keep proxies from
 	// closing an idle stream. Zero value means 15s.
 	KeepAlive time.Duration
@@ -127,6 +142,7 @@ type Hub struct {
 	topics map[string]*topic
 	closed bool
 
+	slots     clientSlots // live connections per client, when capped
 	viewers   atomic.Int64
 	ctx       context.Context // ends with Close
 	cancel    context.CancelFunc
@@ -166,11 +182,15 @@ func NewHub(nc *nats.Conn, cat *poll.Catalog, counts CountsFunc, cfg HubConfig) 
 	if cfg.MaxMessageBytes < 0 {
 		return nil, errors.New("realtime: MaxMessageBytes must not be negative")
 	}
+	if cfg.MaxPerClient < 0 {
+		return nil, errors.New("realtime: MaxPerClient must not be negative")
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{nc: nc, cat: cat, counts: counts, cfg: cfg, log: cfg.Logger, m: m, topics: map[string]*topic{}}
+	h := &Hub{nc: nc, cat: cat, counts: counts, cfg: cfg, log: cfg.Logger, m: m, topics: map[string]*topic{},
+		slots: clientSlots{max: cfg.MaxPerClient}}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	cat.OnChange(h.pollChanged)
 	h.loops.Go(h.resyncLoop)

@@ -10,6 +10,7 @@ type metrics struct {
 	viewers prometheus.Gauge
 	sent    prometheus.Counter
 	slow    prometheus.Counter
+	refused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -23,9 +24,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		slow: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pollcast_realtime_slow_viewers_closed_total", Help: "Live viewers closed for being too slow or unresponsive.",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pollcast_realtime_refused_total", Help: "Live connections refused because their client address held the most allowed on this node.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.viewers, m.sent, m.slow} {
+		for _, c := range []prometheus.Collector{m.viewers, m.sent, m.slow, m.refused} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("realtime: metrics: %w", err)
 			}

@@ -14,6 +14,7 @@ import (
 // and, for the write deadline, http.ResponseController.SetWriteDeadline
 // (directly or through Unwrap, as gin's writer does).
 func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request, pollID string, v Viewer) {
+	defer v.left()
 	ctx := r.Context()
 	rc := http.NewResponseController(w)
 	vw := newViewer(v)

@@ -53,6 +53,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 		CompressionMode:    websocket.CompressionDisabled,
 	})
 	if err != nil {
+		v.left()
 		return // Accept answered the client
 	}
 	c.SetReadLimit(h.cfg.MaxMessageBytes)
@@ -81,6 +82,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 		h.closeConn(c, cancel, code, reason)
 		cancel()
 		wg.Wait()
+		v.left()
 		return
 	}
 	go h.serveConn(ctx, cancel, c, vw, v, wr)
@@ -93,6 +95,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, pollID stri
 // a large part of what an idle viewer costs.
 func (h *Hub) serveConn(ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, vw *viewer, v Viewer, w *wsWriter) {
 	defer h.conns.Done()
+	defer v.left()
 	var wg sync.WaitGroup
 	var votes chan VoteMessage
 	var startVotes func()

@@ -36,6 +36,7 @@ const (
 	CodeConflict          Code = "conflict"            // 409: any other conflict (a key deleting itself)
 	CodeMethodNotAllowed  Code = "method_not_allowed"  // 405
 	CodeInternal          Code = "internal"            // 500
+	CodeRequestTimeout    Code = "request_timeout"     // 408: the request body did not arrive in time
 )
 
 // Codes returns every code above, in the order they are declared.
@@ -44,7 +45,7 @@ func Codes() []Code {
 		CodeBadRequest, CodeBodyTooLarge, CodeInvalid, CodeUnauthorized, CodeForbidden, CodeNotFound,
 		CodeHasVotes, CodeAlreadyVoted, CodePollClosed, CodeInvalidOption, CodeInvalidVoterToken,
 		CodeOriginNotAllowed, CodeRateLimited, CodeOverloaded, CodeResultsHidden, CodeConflict,
-		CodeMethodNotAllowed, CodeInternal,
+		CodeMethodNotAllowed, CodeInternal, CodeRequestTimeout,
 	}
 }
 
@@ -103,10 +104,12 @@ func (e *Error) Is(target error) bool {
 }
 
 // Temporary reports whether trying again later may succeed: the server was
-// rate limiting (429) or unavailable (502, 503, 504).
+// rate limiting (429), unavailable (502, 503, 504), or the request body
+// did not arrive in time (408).
 func (e *Error) Temporary() bool {
 	switch e.Status {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+		http.StatusRequestTimeout: // the body did not arrive: nothing was done
 		return true
 	}
 	return false
@@ -130,6 +133,7 @@ var (
 	ErrOverloaded        = &Error{Code: CodeOverloaded}
 	ErrResultsHidden     = &Error{Code: CodeResultsHidden}
 	ErrConflict          = &Error{Code: CodeConflict}
+	ErrRequestTimeout    = &Error{Code: CodeRequestTimeout}
 )
 
 // IsCode reports whether err is, or wraps, an *Error with the given code.

@@ -45,7 +45,7 @@ type voteBody struct {
 
 // Vote casts a vote (POST /v1/polls/{id}/votes). It retries transient
 // failures — 429 rate_limited and 503 overloaded after the server's
-// Retry-After, 502/504 and network errors after a backoff — with the same
+// Retry-After, 502/504, 408 and network errors after a backoff — with the same
 // idempotency key, so the vote is counted once however often it is sent.
 // It stops after Config.MaxAttempts requests, when waiting would pass ctx's
 // deadline, or when ctx ends, and then returns the last failure (an *Error

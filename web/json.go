@@ -46,6 +46,12 @@ func readBody(c *gin.Context, limit int64, sized bool) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, poll.Errorf(poll.ErrBodyTooLarge, "request body is over %d bytes", limit)
 		}
+		if errors.Is(err, poll.ErrRequestTimeout) {
+			// The connection's reads are past their deadline: it cannot
+			// carry another request.
+			c.Header("Connection", "close")
+			return nil, err
+		}
 		return nil, poll.Errorf(poll.ErrBadRequest, "could not read the request body")
 	}
 	return body, nil

@@ -30,6 +30,7 @@ var statusOf = map[poll.Code]int{
 	poll.CodeResultsHidden:     http.StatusForbidden,
 	poll.CodeConflict:          http.StatusConflict,
 	poll.CodeInternal:          http.StatusInternalServerError,
+	poll.CodeRequestTimeout:    http.StatusRequestTimeout,
 }
 
 var titleOf = map[poll.Code]string{
@@ -50,6 +51,7 @@ var titleOf = map[poll.Code]string{
 	poll.CodeResultsHidden:     "Results are hidden",
 	poll.CodeConflict:          "Conflict",
 	poll.CodeInternal:          "Internal error",
+	poll.CodeRequestTimeout:    "Request body too slow",
 }
 
 // Problem is an RFC 9457 problem document.

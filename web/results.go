@@ -67,17 +67,33 @@ func (s *server) liveViewer(c *gin.Context) (*poll.Poll, realtime.Viewer, bool) 
 
 func (s *server) live(c *gin.Context) {
 	p, v, ok := s.liveViewer(c)
-	if !ok {
+	if !ok || !s.admitLive(c, &v) {
 		return
 	}
+	clearBodyDeadline(c)
 	s.Hub.ServeWebSocket(c.Writer, c.Request, p.ID, v)
 }
 
 func (s *server) events(c *gin.Context) {
 	p, v, ok := s.liveViewer(c)
-	if !ok {
+	if !ok || !s.admitLive(c, &v) {
 		return
 	}
 	v.Vote, v.VoteBatch = nil, nil // SSE is one-way
+	clearBodyDeadline(c)
 	s.Hub.ServeSSE(c.Writer, c.Request, p.ID, v)
+}
+
+// admitLive takes one of the live connections the client's address may
+// hold (realtime.HubConfig.MaxPerClient), before anything is upgraded or
+// streamed, and has the connection give it back when it ends. Over the cap
+// it answers 429 rate_limited with Retry-After.
+func (s *server) admitLive(c *gin.Context, v *realtime.Viewer) bool {
+	release, err := s.Hub.Admit(s.clientIP(c.Request))
+	if err != nil {
+		s.fail(c, err)
+		return false
+	}
+	v.Leave = release
+	return true
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// page from it counts as pollcast's own for allowed_origins. Zero value
 	// means what each request's Host header says.
 	PublicURL string
+	// BodyReadTimeout bounds the reading of a request body, from the end of
+	// its headers: a slower client gets 408 request_timeout and the
+	// connection is closed. Zero value means DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
 }
 
 type server struct {
@@ -63,8 +67,10 @@ func New(d Deps, cfg Config) (http.Handler, error) {
 	if d.Catalog == nil || d.Ingest == nil || d.Store == nil || d.Hub == nil || d.Analytics == nil || d.Gatherer == nil {
 		return nil, errors.New("web: missing dependency")
 	}
+	cfg.BodyReadTimeout = cmp.Or(cfg.BodyReadTimeout, DefaultBodyReadTimeout)
 	s := &server{Deps: d, cfg: cfg, log: cmp.Or(cfg.Logger, slog.Default())}
 	r := s.engine()
+	r.Use(s.bodyDeadline)
 
 	s.registerOps(r)
 	r.GET("/openapi.json", s.openapi)

@@ -128,7 +128,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		icfg := ingest.Config{Shards: m.cfg.Shards, VoteRate: m.cfg.VoteRate, Region: m.cfg.Region, Logger: m.logger, Registerer: reg,
-			Voted: m.store.HasVoter}
+			Voted: m.store.HasVoter, MaxTokenTTL: m.cfg.MaxTokenTTL}
 		if m.rdb != nil { // several ingest nodes: one voter registry and one rate limit for all
 			if icfg.Voters, err = ingest.NewRedisVoters(m.rdb, ingest.RedisVotersConfig{}); err != nil {
 				return err
@@ -175,6 +175,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if roles["realtime"] {
 		m.hub, err = realtime.NewHub(ncMain, m.catalog, m.store.Counts, realtime.HubConfig{
 			PingInterval: m.cfg.LivePingInterval, PingTimeout: m.cfg.LivePingTimeout, Logger: m.logger, Registerer: reg,
+			MaxPerClient: m.cfg.MaxLivePerIP,
 		})
 		if err != nil {
 			return err
@@ -184,7 +185,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if roles["web"] {
 		handler, err = web.New(web.Deps{
 			Catalog: m.catalog, Ingest: m.ingest, Store: m.store, Hub: m.hub, Analytics: m.astore, Gatherer: reg, Ready: ready,
-		}, web.Config{TrustedProxies: m.cfg.TrustedProxies, Logger: m.logger, PublicURL: m.cfg.PublicURL})
+		}, web.Config{TrustedProxies: m.cfg.TrustedProxies, Logger: m.logger, PublicURL: m.cfg.PublicURL,
+			BodyReadTimeout: m.cfg.BodyReadTimeout})
 		if err != nil {
 			return err
 		}

@@ -51,6 +51,15 @@ type Config struct {
 	// LivePingInterval and LivePingTimeout tune how soon a live socket that
 	// stopped answering is closed. Zero values mean the realtime defaults.
 	LivePingInterval, LivePingTimeout time.Duration
+	// BodyReadTimeout bounds the reading of a request body (web.Config).
+	// Zero value means web's default.
+	BodyReadTimeout time.Duration
+	// MaxLivePerIP caps the live connections of one client address (an
+	// IPv6 /64) on this node; zero means no cap.
+	MaxLivePerIP int
+	// MaxTokenTTL is how far ahead a voter token's exp may lie. Zero value
+	// means ingest's default.
+	MaxTokenTTL time.Duration
 }
 
 // setting is one row of the configuration table: a flag, its environment
@@ -76,6 +85,9 @@ var settings = []setting{
 	{"shutdown-timeout", "POLLCAST_SHUTDOWN_TIMEOUT", "10s", "how long a graceful shutdown may take"},
 	{"public-url", "POLLCAST_PUBLIC_URL", "", "scheme and host users reach this server at (https://polls.example.com), for hosted-page links and own-page checks; default: each request's Host"},
 	{"pprof", "POLLCAST_PPROF", "", "address to serve Go's /debug/pprof profiles on (127.0.0.1:6060); default: off"},
+	{"body-read-timeout", "POLLCAST_BODY_READ_TIMEOUT", "10s", "how long a client may take to send a request body; a slower one gets 408 and the connection is closed"},
+	{"max-live-per-ip", "POLLCAST_MAX_LIVE_PER_IP", "500", "live connections (WebSocket and SSE together) one client address (IPv6: one /64) may hold on this node; 0 turns the cap off"},
+	{"max-token-ttl", "POLLCAST_MAX_TOKEN_TTL", "24h", "how far ahead of now a voter token's exp may lie; tokens without exp are refused"},
 }
 
 // parseConfig reads flags, then the environment for every flag not given.
@@ -145,6 +157,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	check("shards", err)
 	c.ShutdownTimeout, err = time.ParseDuration(*vals["shutdown-timeout"])
 	check("shutdown-timeout", err)
+	c.BodyReadTimeout, err = positiveDuration(*vals["body-read-timeout"])
+	check("body-read-timeout", err)
+	_, err = fmt.Sscan(*vals["max-live-per-ip"], &c.MaxLivePerIP)
+	if err == nil && c.MaxLivePerIP < 0 {
+		err = errors.New("must be 0 or more")
+	}
+	check("max-live-per-ip", err)
+	c.MaxTokenTTL, err = positiveDuration(*vals["max-token-ttl"])
+	check("max-token-ttl", err)
 	for _, p := range strings.Split(*vals["trusted-proxies"], ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -178,6 +199,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		check("data", errors.New("must not be empty"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// positiveDuration parses a duration that must be more than zero.
+func positiveDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err == nil && d <= 0 {
+		err = errors.New("must be more than 0")
+	}
+	return d, err
 }
 
 // Roles a process can run.

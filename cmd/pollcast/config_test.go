@@ -70,6 +70,19 @@ func TestParseConfig(t *testing.T) {
 		{"public url with a path", []string{"--public-url", "https://example.com/polls"}, env(), "--public-url", nil},
 		{"public url without scheme", []string{"--public-url", "polls.example.com"}, env(), "--public-url", nil},
 		{"bad log level", []string{"--log-level", "loud"}, env(), "--log-level", nil},
+		{"bounds defaults", nil, env(), "", func(t *testing.T, c Config) {
+			if c.BodyReadTimeout != 10*time.Second || c.MaxLivePerIP != 500 || c.MaxTokenTTL != 24*time.Hour {
+				t.Fatalf("bounds %v %d %v", c.BodyReadTimeout, c.MaxLivePerIP, c.MaxTokenTTL)
+			}
+		}},
+		{"bounds from env", nil, env("POLLCAST_BODY_READ_TIMEOUT", "3s", "POLLCAST_MAX_LIVE_PER_IP", "0", "POLLCAST_MAX_TOKEN_TTL", "1h"), "", func(t *testing.T, c Config) {
+			if c.BodyReadTimeout != 3*time.Second || c.MaxLivePerIP != 0 || c.MaxTokenTTL != time.Hour {
+				t.Fatalf("bounds %v %d %v", c.BodyReadTimeout, c.MaxLivePerIP, c.MaxTokenTTL)
+			}
+		}},
+		{"bad body read timeout", []string{"--body-read-timeout", "0s"}, env(), "--body-read-timeout", nil},
+		{"bad live cap", []string{"--max-live-per-ip", "-1"}, env(), "--max-live-per-ip", nil},
+		{"bad token ttl", []string{"--max-token-ttl", "forever"}, env(), "--max-token-ttl", nil},
 		{"stray argument", []string{"extra"}, env(), "unexpected", nil},
 	}
 	for _, tt := range tests {
