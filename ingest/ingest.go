@@ -56,6 +56,9 @@ type Config struct {
 	// a vote, HasVoted asks Voted about the votes before. Zero value means
 	// such voters count as not having voted.
 	Voted func(ctx context.Context, pollID string, voter [16]byte) (bool, error)
+	// LogProbe is how often, while the log refuses writes for want of room,
+	// ingest checks whether it has room again (logstate.go). Zero value means 1s.
+	LogProbe time.Duration
 }
 
 // Request is one vote as a client sent it, with what the transport knows
@@ -105,6 +108,9 @@ type Service struct {
 	rebuilt atomic.Bool
 	lost    chan struct{} // a claim found the registry lost: check it now
 
+	logs      *logState   // whether the log refuses writes (logstate.go)
+	probeMade atomic.Bool // the probe stream exists
+
 	rememberMu sync.Mutex
 	remembered []voterVote // Remember's buffer, reused
 
@@ -120,6 +126,7 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, 16384)
 	cfg.Region = cmp.Or(cfg.Region, "local")
 	cfg.VotersCheck = cmp.Or(cfg.VotersCheck, time.Second)
+	cfg.LogProbe = cmp.Or(cfg.LogProbe, time.Second)
 	if cfg.Voters == nil {
 		cfg.Voters = NewMemoryVoters()
 	}
@@ -141,9 +148,14 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	logs, err := newLogState(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel,
-		lost: make(chan struct{}, 1)}
+		lost: make(chan struct{}, 1), logs: logs}
+	s.wg.Go(func() { s.watchLog(ctx) })
 	if cfg.Voters.Durable() {
 		s.wg.Go(func() { s.watchVoters(ctx) })
 	}
@@ -242,8 +254,11 @@ func (s *Service) HasVoted(ctx context.Context, p *poll.Poll, voter string, ip n
 }
 
 // Ready reports whether votes can be admitted: the rebuild is done and the
-// log answers.
+// log answers and takes writes.
 func (s *Service) Ready(ctx context.Context) error {
+	if err := s.logs.err(); err != nil {
+		return err
+	}
 	if !s.rebuilt.Load() {
 		return errors.New("ingest: rebuilding voters from the log")
 	}
