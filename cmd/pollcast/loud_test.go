@@ -1,17 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pollcast/pollcast/analytics"
+	"github.com/pollcast/pollcast/internal/testsvc"
 	"github.com/pollcast/pollcast/votelog"
 )
 
@@ -149,4 +156,128 @@ func (a *app) metric(series string) string {
 		}
 	}
 	return ""
+}
+
+// TestNewLogBesideOldRedisAndAnalytics: a node on Redis takes votes; then a
+// node starts with a new, empty log (its NATS directory gone) beside the
+// same Redis and the same SQLite analytics file. The tally shards, whose
+// watermarks are past the new log's end, rebuild from it and say so; the
+// analytics rows past its end go; every new 202 is counted exactly, in
+// results and in analytics.
+func TestNewLogBesideOldRedisAndAnalytics(t *testing.T) {
+	srv := testsvc.StartRedis(t)
+	dir := t.TempDir()
+	cfg := func(c *Config) { c.Redis = []string{"redis://" + srv.Addr + "/0"}; c.Data = dir }
+	a := startApp(t, cfg)
+	var old []string
+	for covered := map[int]bool{}; len(covered) < a.cfg.Shards; {
+		id := a.createPoll(nil)["id"].(string)
+		covered[votelog.Shard(id, a.cfg.Shards)] = true
+		old = append(old, id)
+	}
+	for _, id := range old {
+		for i := range 50 {
+			if r := a.do("POST", "/v1/polls/"+id+"/votes", fmt.Sprintf(`{"options":["a"],"voter":"old-%d"}`, i)); r.Status != 202 {
+				t.Fatalf("vote: %d %s", r.Status, r.Body)
+			}
+		}
+	}
+	for _, id := range old {
+		eventually(t, 30*time.Second, "the old votes counted", func() bool { return a.total(id) == 50 })
+	}
+	eventually(t, 30*time.Second, "the old votes in analytics", func() bool { return a.sink.Stored() >= uint64(50*len(old)) })
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "nats")); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &lockedBuffer{}
+	b := startAppLogging(t, logs, cfg)
+	id := b.createPoll(nil)["id"].(string)
+	const n = 30 // fewer than any shard's old watermark: without a rebuild, all skipped
+	for i := range n {
+		if r := b.do("POST", "/v1/polls/"+id+"/votes", fmt.Sprintf(`{"options":["%c"],"voter":"new-%d"}`, 'a'+i%2, i)); r.Status != 202 {
+			t.Fatalf("vote on the new log: %d %s", r.Status, r.Body)
+		}
+	}
+	eventually(t, 30*time.Second, "every new 202 counted", func() bool { return b.total(id) >= n })
+	if r := b.results(id); r["total"] != float64(n) || r["voters"] != float64(n) {
+		t.Fatalf("results %v, want total and voters %d", r, n)
+	}
+	for shard := range b.cfg.Shards {
+		if !strings.Contains(logs.String(), fmt.Sprintf("shard=%d ", shard)) {
+			t.Fatalf("no warning of shard %d rebuilt in the log output:\n%s", shard, logs)
+		}
+	}
+	if !strings.Contains(logs.String(), "analytics: the store holds votes past the end of the log") {
+		t.Fatalf("no warning of analytics rows past the log's end:\n%s", logs)
+	}
+
+	ctx := context.Background()
+	eventually(t, 30*time.Second, "the new votes in analytics", func() bool { return b.sink.Stored() >= n })
+	rows := func(id string) int {
+		k := 0
+		if err := b.astore.Export(ctx, id, func(*analytics.Vote) error { k++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	if got := rows(id); got != n {
+		t.Fatalf("%d analytics rows of the new poll, want %d", got, n)
+	}
+	for _, id := range old {
+		if got := rows(id); got != 0 {
+			t.Fatalf("%d analytics rows of a poll of the lost log, want none", got)
+		}
+	}
+	if last, err := b.astore.LastSeq(ctx); err != nil || last != n {
+		t.Fatalf("analytics' last sequence %d (%v), want the new log's %d", last, err, n)
+	}
+}
+
+// startAppLogging is startApp with the log output at warning level and
+// above also written to w.
+func startAppLogging(t testing.TB, w io.Writer, edit ...func(*Config)) *app {
+	t.Helper()
+	cfg := Config{
+		Addr: "127.0.0.1:0", Data: t.TempDir(), VoteRate: 0, Shards: 4, Region: "test",
+		AdminKey: testAdminKey, ShutdownTimeout: 5 * time.Second, LogLevel: "warn", LogFormat: "text",
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	logger := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, w), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m := NewMain(cfg, logger, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return &app{Main: m, t: t, url: "http://" + m.Addr(), client: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// lockedBuffer is a bytes.Buffer written by a logger from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
