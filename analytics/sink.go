@@ -31,6 +31,10 @@ type SinkConfig struct {
 	Logger *slog.Logger
 	// Registerer receives the sink metrics. Zero value means no metrics.
 	Registerer prometheus.Registerer
+	// LogCheck is how often the sink compares what it read with the end of
+	// the log, to find a log that lost its tail while it runs (behind.go).
+	// Zero value means 1s.
+	LogCheck time.Duration
 }
 
 // Sink copies every vote of the log into a Store in batches. It resumes
@@ -64,6 +68,7 @@ type Sink struct {
 func NewSink(js jetstream.JetStream, store Store, cfg SinkConfig) (*Sink, error) {
 	cfg.BatchSize = min(cmp.Or(cfg.BatchSize, 50_000), MaxInsert)
 	cfg.FlushInterval = cmp.Or(cfg.FlushInterval, time.Second)
+	cfg.LogCheck = cmp.Or(cfg.LogCheck, time.Second)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	s := &Sink{js: js, store: store, cfg: cfg, log: cfg.Logger, maxInsert: MaxInsert, cancel: func() {},
 		busy: newCPULoad().saturated,
@@ -149,6 +154,9 @@ func (s *Sink) follow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if last, err = s.trimAhead(ctx, last); err != nil {
+		return err
+	}
 	s.stored.Store(last)
 	cons, err := votelog.Reader(ctx, s.js, last, votelog.AllVotes)
 	if err != nil {
@@ -184,10 +192,17 @@ func (s *Sink) follow(ctx context.Context) error {
 func (s *Sink) drain(ctx context.Context, msgs <-chan jetstream.Msg, last uint64, rowsOf func(jetstream.Msg, []Vote) []Vote) error {
 	b := rowBatch{rows: make([]Vote, 0, min(s.cfg.BatchSize, 65536)), last: last}
 	defer b.stopTimer()
+	check := time.NewTicker(s.cfg.LogCheck)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-check.C:
+			if err := s.behind(ctx, b.last); err != nil {
+				return err // follow starts over, and trims the rows past the log's end
+			}
+			continue
 		case m := <-msgs:
 			added, err := s.add(ctx, &b, m, rowsOf)
 			if err != nil {

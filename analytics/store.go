@@ -82,6 +82,10 @@ type Store interface {
 	// resumes after it, so it stores every vote of a log message in one
 	// Insert.
 	LastSeq(ctx context.Context) (uint64, error)
+	// DeleteAfter removes every row whose Seq is past seq and returns once
+	// no query sees them: the sink calls it when the log lost its tail
+	// (behind.go), before it reads on. Deleting nothing is not an error.
+	DeleteAfter(ctx context.Context, seq uint64) error
 	// Insert stores votes atomically (all or none), at most 1,048,576 of
 	// them. Votes whose (Seq, Idx) is already stored are not stored twice
 	// (or are collapsed by every query): replaying a batch is harmless.

@@ -152,6 +152,32 @@ func (s *ClickHouseStore) LastSeq(ctx context.Context) (uint64, error) {
 	return seq, nil
 }
 
+// DeleteAfter implements Store. ALTER TABLE ... DELETE is a mutation,
+// run in the background by ClickHouse (18.16 as today's): it returns once
+// no mutation of the table is left to do, polling system.mutations.
+func (s *ClickHouseStore) DeleteAfter(ctx context.Context, seq uint64) error {
+	if err := s.conn.Exec(ctx, fmt.Sprintf(`ALTER TABLE votes DELETE WHERE seq > %d`, seq)); err != nil {
+		return fmt.Errorf("analytics: delete after %d: %w", seq, err)
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var pending uint64
+		err := s.conn.QueryRow(ctx, `SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table = 'votes' AND is_done = 0`).Scan(&pending)
+		if err != nil {
+			return fmt.Errorf("analytics: delete after %d: wait for the mutation: %w", seq, err)
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("analytics: delete after %d: wait for the mutation: %w", seq, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
 // MaxInsert is the most rows one ClickHouse INSERT stores atomically.
 const MaxInsert = 1 << 20
 

@@ -148,6 +148,44 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("delete after a sequence", func(t *testing.T) {
+		s := newStore(t)
+		ctx := context.Background()
+		if err := s.Insert(ctx, append(fixture(), packFixture()...)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteAfter(ctx, 100); err != nil { // past the end: nothing
+			t.Fatal(err)
+		}
+		if last, err := s.LastSeq(ctx); err != nil || last != 8 {
+			t.Fatalf("LastSeq after deleting nothing = %d, %v; want 8", last, err)
+		}
+		if err := s.DeleteAfter(ctx, 4); err != nil {
+			t.Fatal(err)
+		}
+		if last, err := s.LastSeq(ctx); err != nil || last != 4 {
+			t.Fatalf("LastSeq after DeleteAfter(4) = %d, %v; want 4", last, err)
+		}
+		var seqs []uint64
+		for _, v := range exportAll(t, s, "p") {
+			seqs = append(seqs, v.Seq)
+		}
+		if fmt.Sprint(seqs) != "[1 2 4]" || len(exportAll(t, s, "pk")) != 0 || len(exportAll(t, s, "q")) != 1 {
+			t.Fatalf("rows of p after DeleteAfter(4): %v; of pk %d, want none; of q %d, want 1", seqs, len(exportAll(t, s, "pk")), len(exportAll(t, s, "q")))
+		}
+		// The rows come back when the log has them again, once.
+		if err := s.Insert(ctx, packFixture()); err != nil {
+			t.Fatal(err)
+		}
+		checkPack(t, s)
+		if err := s.DeleteAfter(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		if last, err := s.LastSeq(ctx); err != nil || last != 0 {
+			t.Fatalf("LastSeq after DeleteAfter(0) = %d, %v; want 0", last, err)
+		}
+	})
+
 	t.Run("timeline", func(t *testing.T) {
 		s := newStore(t)
 		if err := s.Insert(ctx, fixture()); err != nil {

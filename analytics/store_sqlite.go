@@ -128,6 +128,16 @@ func (s *SQLiteStore) LastSeq(ctx context.Context) (uint64, error) {
 	return uint64(seq.Int64), nil
 }
 
+// DeleteAfter implements Store, in one statement.
+func (s *SQLiteStore) DeleteAfter(ctx context.Context, seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM votes WHERE seq > ?`, int64(seq)); err != nil {
+		return fmt.Errorf("analytics: delete after %d: %w", seq, err)
+	}
+	return nil
+}
+
 // Insert implements Store: one transaction; a stored (Seq, Idx) is ignored.
 //
 // A row carries the ids of its poll (polls) and of its profile (profiles:

@@ -30,4 +30,8 @@
 //   - ratelimit.go: the Limiter contract; ratelimit_memory.go (the default)
 //     and ratelimit_redis.go (shared between ingest nodes) implement it.
 //   - metrics.go: the counters of accepted and refused votes.
+//   - logstate.go: whether the log refuses writes for want of room (its
+//     size limit, the account's or the server's storage), which fails
+//     Ready with the reason and shows in pollcast_log_refusing, until a
+//     stored vote or a probe finds room again.
 package ingest

@@ -60,6 +60,9 @@ type Config struct {
 	// token without exp, or with exp further ahead, is refused, so that a
 	// leaked token stops working in bounded time. Zero value means 24h.
 	MaxTokenTTL time.Duration
+	// LogProbe is how often, while the log refuses writes for want of room,
+	// ingest checks whether it has room again (logstate.go). Zero value means 1s.
+	LogProbe time.Duration
 }
 
 // Request is one vote as a client sent it, with what the transport knows
@@ -109,6 +112,9 @@ type Service struct {
 	rebuilt atomic.Bool
 	lost    chan struct{} // a claim found the registry lost: check it now
 
+	logs      *logState   // whether the log refuses writes (logstate.go)
+	probeMade atomic.Bool // the probe stream exists
+
 	rememberMu sync.Mutex
 	remembered []voterVote // Remember's buffer, reused
 
@@ -125,6 +131,7 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	cfg.Region = cmp.Or(cfg.Region, "local")
 	cfg.VotersCheck = cmp.Or(cfg.VotersCheck, time.Second)
 	cfg.MaxTokenTTL = cmp.Or(cfg.MaxTokenTTL, DefaultMaxTokenTTL)
+	cfg.LogProbe = cmp.Or(cfg.LogProbe, time.Second)
 	if cfg.Voters == nil {
 		cfg.Voters = NewMemoryVoters()
 	}
@@ -149,9 +156,14 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	logs, err := newLogState(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel,
-		lost: make(chan struct{}, 1)}
+		lost: make(chan struct{}, 1), logs: logs}
+	s.wg.Go(func() { s.watchLog(ctx) })
 	if cfg.Voters.Durable() {
 		s.wg.Go(func() { s.watchVoters(ctx) })
 	}
@@ -250,8 +262,11 @@ func (s *Service) HasVoted(ctx context.Context, p *poll.Poll, voter string, ip n
 }
 
 // Ready reports whether votes can be admitted: the rebuild is done and the
-// log answers.
+// log answers and takes writes.
 func (s *Service) Ready(ctx context.Context) error {
+	if err := s.logs.err(); err != nil {
+		return err
+	}
 	if !s.rebuilt.Load() {
 		return errors.New("ingest: rebuilding voters from the log")
 	}

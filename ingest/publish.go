@@ -143,9 +143,9 @@ func (s *Service) await(ctx context.Context, v *vote) {
 		s.wg.Go(func() { s.settleLater(v) })
 		return
 	}
+	s.noteLogAnswer(v.ack.err)
 	if !v.ack.stored {
-		s.cfg.Logger.Warn("ingest: vote not stored", "err", v.ack.err)
-		v.err = overloaded("the vote log did not store the vote")
+		v.err = s.notStored(v.ack.err)
 	}
 	s.finish(ctx, v, v.ack.stored)
 }

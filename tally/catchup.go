@@ -78,6 +78,9 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := t.rebuildAhead(ctx, 0, marks); err != nil {
+		return 0, err
+	}
 	for shard, mark := range marks {
 		t.shards[shard].applied.Store(mark)
 	}

@@ -32,6 +32,9 @@
 //   - apply.go: applying a batch and the bookkeeping after it, the same on
 //     every path (commit), and publishing the counts of the polls it
 //     touched.
+//   - behind.go: a log that lost its tail (a watermark past its end),
+//     found at start and while running: the shard is reset and folded
+//     again from the start of the log.
 //   - catchup.go: the start-up catch-up: choosing how to read the log, the
 //     state every start-up read carries, and the read with one consumer.
 //   - direct.go: the start-up read of an empty store with direct gets.

@@ -87,4 +87,14 @@ type Store interface {
 	DeletePoll(ctx context.Context, pollID string) error
 	// Ping checks that the store answers, for readiness.
 	Ping(ctx context.Context) error
+	// ResetShard forgets, in one atomic step, the counters and voters of
+	// every poll of the shard and the shard's watermark (back to zero), if
+	// the watermark is past end, the log's last sequence: the log lost its
+	// tail (restored from an older backup, or a new log beside an old
+	// store) and the shard is to be folded again from the start of the log.
+	// It reports whether it reset. A shard at or below end is left alone,
+	// so a reset decided on an old reading of the log never undoes a
+	// rebuild. A batch computed before a reset is fenced off (ErrFenced).
+	// The tally calls it, with Apply of other shards running.
+	ResetShard(ctx context.Context, shard int, end uint64) (bool, error)
 }

@@ -40,6 +40,7 @@ type memShard struct {
 }
 
 type memPoll struct {
+	shard     int // the shard whose batches made it: what ResetShard forgets
 	mu        sync.Mutex
 	total     int64
 	anonymous int64
@@ -79,7 +80,7 @@ func (s *MemoryStore) Apply(_ context.Context, b Batch) error {
 		return ErrFenced
 	}
 	for id, d := range b.Polls {
-		p := s.poll(id)
+		p := s.poll(id, b.Shard)
 		if p == nil {
 			continue // deleted
 		}
@@ -102,9 +103,9 @@ func (s *MemoryStore) Apply(_ context.Context, b Batch) error {
 	return nil
 }
 
-// poll returns the counters of a poll, made on first use; nil for a
-// deleted poll.
-func (s *MemoryStore) poll(id string) *memPoll {
+// poll returns the counters of a poll, made on first use by a batch of
+// shard; nil for a deleted poll.
+func (s *MemoryStore) poll(id string, shard int) *memPoll {
 	if p, ok := s.existing(id); ok {
 		return p
 	}
@@ -115,7 +116,7 @@ func (s *MemoryStore) poll(id string) *memPoll {
 	}
 	p, ok := s.polls[id]
 	if !ok {
-		p = &memPoll{options: map[string]int64{}}
+		p = &memPoll{shard: shard, options: map[string]int64{}}
 		s.polls[id] = p
 	}
 	return p
@@ -163,6 +164,27 @@ func (s *MemoryStore) DeletePoll(_ context.Context, pollID string) error {
 	s.deleted[pollID] = struct{}{}
 	s.mu.Unlock()
 	return nil
+}
+
+// ResetShard implements Store. It holds the shard's lock, so no batch of
+// the shard is half applied, and the polls' map lock while it drops the
+// shard's polls, so a reader sees them all before or all after.
+func (s *MemoryStore) ResetShard(_ context.Context, shard int, end uint64) (bool, error) {
+	sh := s.shard(shard)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.mark <= end {
+		return false, nil
+	}
+	s.mu.Lock()
+	for id, p := range s.polls {
+		if p.shard == shard {
+			delete(s.polls, id)
+		}
+	}
+	s.mu.Unlock()
+	sh.mark = 0
+	return true, nil
 }
 
 // Ping implements Store; memory always answers.

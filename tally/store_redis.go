@@ -236,6 +236,37 @@ func (s *RedisStore) DeletePoll(ctx context.Context, pollID string) error {
 	return nil
 }
 
+// resetScript resets a shard whose watermark is past the log's end.
+//
+// KEYS[1] watermark, KEYS[2] poll registry. ARGV[1] the log's last
+// sequence, ARGV[2] key prefix of the shard. It returns 1 when it reset.
+var resetScript = redis.NewScript(`
+local last = tonumber(ARGV[1])
+if last == nil then
+  return redis.error_reply('BADRESET end')
+end
+if tonumber(redis.call('GET', KEYS[1]) or '0') <= last then
+  return 0
+end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('DEL', ARGV[2] .. 'c:' .. id, ARGV[2] .. 'v:' .. id)
+end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], '0')
+return 1
+`)
+
+// ResetShard implements Store with one Lua script call: the shard's keys
+// share its hash tag.
+func (s *RedisStore) ResetShard(ctx context.Context, shard int, end uint64) (bool, error) {
+	base := s.shardKey(shard)
+	n, err := resetScript.Run(ctx, s.rdb, []string{base + "wm", base + "polls"}, end, base).Int()
+	if err != nil {
+		return false, fmt.Errorf("tally: redis reset shard: %w", err)
+	}
+	return n == 1, nil
+}
+
 // Ping implements Store.
 func (s *RedisStore) Ping(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {

@@ -282,6 +282,66 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("rebuilt counts %+v, want %+v", c, before)
 		}
 	})
+
+	t.Run("reset a shard ahead of the log", func(t *testing.T) {
+		s := newStore(t)
+		p, q, other := pollIn(5, "p"), pollIn(5, "q"), pollIn(6, "o")
+		apply := func(b Batch) {
+			t.Helper()
+			if err := s.Apply(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		apply(Batch{Shard: 5, Prev: 0, Last: 10, Polls: map[string]*PollDelta{
+			p: delta(3, map[string]int64{"a": 3}, 1, 2), q: delta(1, map[string]int64{"b": 1}, 7),
+		}})
+		apply(Batch{Shard: 6, Prev: 0, Last: 12, Polls: map[string]*PollDelta{other: delta(2, map[string]int64{"a": 2}, 1)}})
+
+		// Not ahead of the log: nothing changes.
+		for _, end := range []uint64{10, 11} {
+			if reset, err := s.ResetShard(ctx, 5, end); err != nil || reset {
+				t.Fatalf("ResetShard(5, %d) of a shard at 10 = %v, %v; want false", end, reset, err)
+			}
+		}
+		if c, _ := s.Counts(ctx, p); c.Total != 3 {
+			t.Fatalf("counts of p %+v after a reset that was not due, want total 3", c)
+		}
+
+		// Ahead of the log (it ends at 4): the shard's polls and watermark go, the other shard's stay.
+		if reset, err := s.ResetShard(ctx, 5, 4); err != nil || !reset {
+			t.Fatalf("ResetShard(5, 4) of a shard at 10 = %v, %v; want true", reset, err)
+		}
+		if m, _ := s.Watermark(ctx, 5); m != 0 {
+			t.Fatalf("watermark after reset %d, want 0", m)
+		}
+		for _, id := range []string{p, q} {
+			c, err := s.Counts(ctx, id)
+			if err != nil || c.Total != 0 || c.Voters != 0 || len(c.Options) != 0 {
+				t.Fatalf("counts of %s after reset %+v, %v; want zero", id, c, err)
+			}
+		}
+		if voted, _ := s.HasVoter(ctx, q, [16]byte{7}); voted {
+			t.Fatal("a voter of a reset shard is still known")
+		}
+		if c, _ := s.Counts(ctx, other); c.Total != 2 {
+			t.Fatalf("counts of the other shard's poll %+v, want total 2", c)
+		}
+		if m, _ := s.Watermark(ctx, 6); m != 12 {
+			t.Fatalf("the other shard's watermark %d, want 12", m)
+		}
+
+		// A batch computed before the reset is fenced off; folding again from the start counts once.
+		if err := s.Apply(ctx, Batch{Shard: 5, Prev: 10, Last: 11, Polls: map[string]*PollDelta{p: delta(1, map[string]int64{"a": 1})}}); !errors.Is(err, ErrFenced) {
+			t.Fatalf("Apply after Prev 10 on a reset shard = %v, want ErrFenced", err)
+		}
+		apply(Batch{Shard: 5, Prev: 0, Last: 3, Polls: map[string]*PollDelta{p: delta(2, map[string]int64{"a": 2}, 1)}})
+		if c, _ := s.Counts(ctx, p); c.Total != 2 || c.Voters != 2 || c.Options["a"] != 2 {
+			t.Fatalf("counts of p folded again %+v, want total 2, voters 2", c)
+		}
+		if reset, err := s.ResetShard(ctx, 5, 4); err != nil || reset {
+			t.Fatalf("a second ResetShard(5, 4) after the rebuild = %v, %v; want false", reset, err)
+		}
+	})
 }
 
 func TestMemoryStore(t *testing.T) {

@@ -59,6 +59,10 @@ type Config struct {
 	// empty (MemoryStore). Zero value means the log is read with a
 	// consumer, which is safe for any store.
 	DirectRead bool
+	// LogCheck is how often the watermarks of the shards being read are
+	// compared with the end of the log, to find a log that lost its tail
+	// while the tally runs (behind.go). Zero value means 1s.
+	LogCheck time.Duration
 }
 
 // Tally runs the shard workers: New, then Start, then Close.
@@ -88,6 +92,8 @@ type Tally struct {
 type shardState struct {
 	applied atomic.Uint64 // watermark this process knows is stored
 	pending atomic.Uint64 // votes of the shard still in the log after the last one read
+
+	following following // the worker's current read, for watchLog to restart (behind.go)
 }
 
 // New returns a tally over the VOTES stream of js, folding into store,
@@ -101,6 +107,7 @@ func New(js jetstream.JetStream, nc *nats.Conn, store Store, cat *poll.Catalog, 
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, 4096)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	cfg.LeaseRenew = cmp.Or(cfg.LeaseRenew, time.Second)
+	cfg.LogCheck = cmp.Or(cfg.LogCheck, time.Second)
 	cfg.Owner = cmp.Or(cfg.Owner, poll.NewID(9))
 	if cfg.Shards < 1 || cfg.BatchSize < 1 || cfg.LeaseRenew < 0 {
 		return nil, errors.New("tally: shards, batch size and lease renewal must be positive")
@@ -153,6 +160,7 @@ func (t *Tally) Start(ctx context.Context) error {
 		for shard := range t.shards {
 			t.wg.Go(func() { t.runShard(wctx, shard) })
 		}
+		t.wg.Go(func() { t.watchLog(wctx) })
 	})
 	return nil
 }

@@ -113,15 +113,21 @@ func (t *Tally) renewLease(ctx context.Context, shard int, key string, owner []b
 	}
 }
 
-// follow reads the shard from its watermark on and applies batches until
-// ctx ends or something fails (ErrFenced when another worker moved the
-// watermark). It publishes the counts of a batch's polls as soon as the
-// batch is applied.
-func (t *Tally) follow(ctx context.Context, shard int) error {
+// followFrom reads the shard from its watermark on and applies batches
+// until ctx ends or something fails (ErrFenced when another worker moved
+// the watermark). It publishes the counts of a batch's polls as soon as
+// the batch is applied. A watermark past the end of the log is reset
+// first (behind.go).
+func (t *Tally) followFrom(ctx context.Context, shard int) error {
 	mark, err := t.store.Watermark(ctx, shard)
 	if err != nil {
 		return fmt.Errorf("tally: watermark: %w", err)
 	}
+	marks := []uint64{mark}
+	if err := t.rebuildAhead(ctx, shard, marks); err != nil {
+		return err
+	}
+	mark = marks[0]
 	st := t.shards[shard]
 	st.applied.Store(mark)
 	in, stop, err := t.consume(ctx, mark, votelog.ShardFilter(shard), t.cfg.BatchSize)

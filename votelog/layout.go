@@ -57,10 +57,18 @@ type StreamConfig struct {
 	// MaxBytes caps the size of the log; when full, publishes fail (votes get
 	// 503) rather than old votes being dropped. Zero value means unlimited.
 	MaxBytes int64
+	// Shards is the tally shard count: recorded in the stream at its first
+	// start, and checked against the recorded count at every start after
+	// (*ShardsChangedError). Zero value means neither.
+	Shards int
 }
 
 // EnsureStream creates the VOTES stream or brings its configuration up to date.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	meta, err := streamMetadata(ctx, js, cfg.Shards)
+	if err != nil {
+		return nil, err
+	}
 	sc := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "pollcast vote log: the source of truth",
@@ -76,6 +84,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		// Direct gets let the tally's rebuild at start read the log in
 		// batches without a consumer (tally's catchUpDirect).
 		AllowDirect: true,
+		Metadata:    meta,
 	}
 	s, err := js.CreateOrUpdateStream(ctx, sc)
 	if err != nil {

@@ -101,7 +101,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := votelog.EnsureStream(ctx, js, votelog.StreamConfig{Replicas: m.cfg.Replicas}); err != nil {
+	if _, err := votelog.EnsureStream(ctx, js, votelog.StreamConfig{Replicas: m.cfg.Replicas, Shards: m.cfg.Shards}); err != nil {
 		return err
 	}
 	m.catalog, err = poll.OpenCatalog(ctx, js, poll.CatalogConfig{Logger: m.logger, Replicas: m.cfg.Replicas})

@@ -1,0 +1,4 @@
+package ingest
+
+// RefusedFor is refusedFor, for the tests.
+var RefusedFor = refusedFor
