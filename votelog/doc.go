@@ -2,7 +2,8 @@
 // the single-process mode, the VOTES stream and its subjects
 // (votes.<shard>.<poll>), the core NATS subjects results are published on
 // (results.<poll>), how a poll maps to a shard, and the binary encoding of a
-// vote record in the log.
+// vote record in the log, and the erasure of a poll's votes from the log
+// (purge.go).
 //
 // Ingest writes records, tally and analytics read them; none of them knows
 // about the others, only about this layout.
