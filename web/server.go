@@ -50,6 +50,10 @@ type Config struct {
 	// page from it counts as pollcast's own for allowed_origins. Zero value
 	// means what each request's Host header says.
 	PublicURL string
+	// PurgeTimeout bounds a purge (DELETE /v1/polls/{id}?purge=true), most
+	// of it the wait for the analytics sink to catch up with the log; past
+	// it the purge answers 503 and may be asked again. Zero value means 30s.
+	PurgeTimeout time.Duration
 }
 
 type server struct {
@@ -63,6 +67,7 @@ func New(d Deps, cfg Config) (http.Handler, error) {
 	if d.Catalog == nil || d.Ingest == nil || d.Store == nil || d.Hub == nil || d.Analytics == nil || d.Gatherer == nil {
 		return nil, errors.New("web: missing dependency")
 	}
+	cfg.PurgeTimeout = cmp.Or(cfg.PurgeTimeout, 30*time.Second)
 	s := &server{Deps: d, cfg: cfg, log: cmp.Or(cfg.Logger, slog.Default())}
 	r := s.engine()
 
