@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pollcast/pollcast/analytics"
 	"github.com/pollcast/pollcast/internal/testsvc"
+	"github.com/pollcast/pollcast/sdk"
 	"github.com/pollcast/pollcast/votelog"
 )
 
@@ -210,5 +212,66 @@ func testPurge(t *testing.T, web, back *app, nc *nats.Conn) {
 		if rows(id) != 0 || logged(id) != 0 {
 			t.Fatalf("the purged poll %s came back", id)
 		}
+	}
+}
+
+// TestPurgeFromSDKAndCLI: the SDK's DeletePoll with sdk.Purge and the
+// CLI's `polls delete ID --purge` erase a poll, votes and analytics rows,
+// and say so; without the option they only delete it.
+func TestPurgeFromSDKAndCLI(t *testing.T) {
+	a := startApp(t)
+	ctx := testCtx(t, time.Minute)
+	nc, err := a.emb.Connect("purge-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	erased := func(id string) bool {
+		t.Helper()
+		n := 0
+		if err := votelog.EachOfPoll(ctx, js, a.cfg.Shards, id, func([]byte) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.astore.Export(ctx, id, func(*analytics.Vote) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	}
+	withVote := func() string {
+		t.Helper()
+		id := a.createPoll(nil)["id"].(string)
+		if r := a.do("POST", "/v1/polls/"+id+"/votes", `{"options":["a"],"voter":"x"}`); r.Status != http.StatusAccepted {
+			t.Fatalf("vote: %d %s", r.Status, r.Body)
+		}
+		eventually(t, 10*time.Second, "the vote in analytics", func() bool { return len(csvRows(t, a, id)) == 2 })
+		return id
+	}
+	admin := sdkClient(t, a, testAdminKey)
+
+	id := withVote()
+	if err := admin.DeletePoll(ctx, id); err != nil || erased(id) {
+		t.Fatalf("DeletePoll without Purge: %v, erased %v", err, erased(id))
+	}
+	if err := admin.DeletePoll(ctx, id, sdk.Purge()); err != nil || !erased(id) {
+		t.Fatalf("DeletePoll with Purge of a deleted poll: %v, erased %v", err, erased(id))
+	}
+	err = admin.DeletePoll(ctx, "nopenopenope", sdk.Purge())
+	wantAPIError(t, "purge of an unknown poll", err, http.StatusNotFound, sdk.CodeNotFound)
+
+	id = withVote()
+	if out := a.cliOK("polls", "delete", id, "--purge"); !strings.Contains(out, "erased poll "+id) || !erased(id) {
+		t.Fatalf("polls delete --purge: %q, erased %v", out, erased(id))
+	}
+	id = withVote()
+	if out := decodeJSONOut(t, a.cliOK("polls", "delete", "--purge", "--json", id)); out["purged"] != true || out["id"] != id || !erased(id) {
+		t.Fatalf("polls delete --purge --json: %v, erased %v", out, erased(id))
+	}
+	id = withVote()
+	if out := a.cliOK("polls", "delete", id); !strings.Contains(out, "deleted poll "+id) || erased(id) {
+		t.Fatalf("polls delete: %q, erased %v", out, erased(id))
 	}
 }
