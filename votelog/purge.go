@@ -51,11 +51,6 @@ func PublishPurgeMark(ctx context.Context, js jetstream.JetStream, shards int, p
 	return ack.Sequence, nil
 }
 
-// IsPurgeMark reports whether a record is a purge mark.
-func IsPurgeMark(r *Record) bool {
-	return len(r.Options) == 0 && len(r.Voter) == 0 && strings.HasPrefix(r.VoteID, PurgeMarkPrefix)
-}
-
 // PurgePoll removes every message of a poll from the log (shards is the
 // shard count of the log). It is idempotent: a poll with nothing left in
 // the log is purged without error. Other polls' messages, and the stream's
