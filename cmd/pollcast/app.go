@@ -184,7 +184,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if roles["web"] {
 		handler, err = web.New(web.Deps{
 			Catalog: m.catalog, Ingest: m.ingest, Store: m.store, Hub: m.hub, Analytics: m.astore, Gatherer: reg, Ready: ready,
-		}, web.Config{TrustedProxies: m.cfg.TrustedProxies, Logger: m.logger, PublicURL: m.cfg.PublicURL})
+		}, web.Config{TrustedProxies: m.cfg.TrustedProxies, Logger: m.logger, PublicURL: m.cfg.PublicURL,
+			PurgeTimeout: m.cfg.PurgeTimeout})
 		if err != nil {
 			return err
 		}

@@ -51,6 +51,8 @@ type Config struct {
 	// LivePingInterval and LivePingTimeout tune how soon a live socket that
 	// stopped answering is closed. Zero values mean the realtime defaults.
 	LivePingInterval, LivePingTimeout time.Duration
+	// PurgeTimeout bounds a purge of a poll. Zero value means web's default.
+	PurgeTimeout time.Duration
 }
 
 // setting is one row of the configuration table: a flag, its environment

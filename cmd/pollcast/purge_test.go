@@ -275,3 +275,58 @@ func TestPurgeFromSDKAndCLI(t *testing.T) {
 		t.Fatalf("polls delete: %q, erased %v", out, erased(id))
 	}
 }
+
+// TestPurgeWaitsForAnalytics: with no analytics sink storing the log, a
+// purge cannot know that no row of the poll is on its way: it answers 503
+// overloaded with Retry-After once its time is up, and the poll stays
+// deleted. The same purge asked again once a sink runs erases everything.
+func TestPurgeWaitsForAnalytics(t *testing.T) {
+	natsURL := testsvc.StartNATSServer(t)
+	redisSrv := testsvc.StartRedis(t)
+	chDSN := testsvc.ClickHouse(t)
+	node := func(roles string) *app {
+		return startApp(t, func(c *Config) {
+			c.NATS, c.Redis, c.ClickHouse = natsURL, []string{"redis://" + redisSrv.Addr}, chDSN
+			c.PurgeTimeout = 500 * time.Millisecond
+			if err := c.parseRoles(roles); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	web := node("ingest,tally,realtime,web")
+	id := web.createPoll(nil)["id"].(string)
+	if r := web.do("POST", "/v1/polls/"+id+"/votes", `{"options":["a"],"voter":"x"}`); r.Status != http.StatusAccepted {
+		t.Fatalf("vote: %d %s", r.Status, r.Body)
+	}
+	r := web.admin("DELETE", "/v1/polls/"+id+"?purge=true", nil)
+	if r.Status != http.StatusServiceUnavailable || r.Code() != "overloaded" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("purge without a sink: %d %s (Retry-After %q)", r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
+	if r := web.do("GET", "/v1/polls/"+id, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("the poll of a failed purge: %d", r.Status)
+	}
+
+	node("analytics")
+	eventually(t, 30*time.Second, "a purge with a sink", func() bool {
+		return web.admin("DELETE", "/v1/polls/"+id+"?purge=true", nil).Status == http.StatusNoContent
+	})
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := votelog.EachOfPoll(context.Background(), js, web.cfg.Shards, id, func([]byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.astore.Export(context.Background(), id, func(*analytics.Vote) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d messages and rows of the poll left", n)
+	}
+}
