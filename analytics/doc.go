@@ -18,6 +18,9 @@
 //     messages, and retries the store until it answers.
 //   - giveway.go: how the sink gives way to vote intake while the
 //     machine's CPUs are saturated.
+//   - purge.go: how the erasure of a purged poll's rows waits until the
+//     sink holds none of them on its way (WaitPassed); the stores'
+//     DeletePoll removes them.
 //   - store.go: the Store contract, its row and result types, and the
 //     loading of the embedded schema migrations; store_sqlite.go (the
 //     default) and store_clickhouse.go (distributed) implement it, with

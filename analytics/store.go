@@ -101,6 +101,12 @@ type Store interface {
 	// Idx), streaming: the store never holds the whole result. It stops at
 	// fn's first error.
 	Export(ctx context.Context, pollID string, fn func(*Vote) error) error
+	// DeletePoll removes every row of a poll (the erasure of a purged
+	// poll) and returns only once no query sees any of them. It is
+	// idempotent. Rows of the poll inserted after it are stored as any
+	// others: the caller first makes sure the sink holds none on its way
+	// (see votelog.PublishPurgeMark).
+	DeletePoll(ctx context.Context, pollID string) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

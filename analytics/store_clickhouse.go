@@ -9,6 +9,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/pollcast/pollcast/internal/retry"
 )
 
 // ClickHouseStore keeps analytics in ClickHouse, over the native protocol:
@@ -276,6 +278,31 @@ func (s *ClickHouseStore) Export(ctx context.Context, pollID string, fn func(*Vo
 		v.Time = v.Time.UTC()
 		return fn(&v)
 	})
+}
+
+// DeletePoll implements Store. ALTER TABLE ... DELETE is a mutation that
+// ClickHouse runs in the background (and 18.16 cannot be asked to wait
+// for), so DeletePoll then waits until no mutation of the table is left
+// undone, or ctx ends. Parts inserted after the ALTER are not touched by it.
+func (s *ClickHouseStore) DeletePoll(ctx context.Context, pollID string) error {
+	if err := s.conn.Exec(ctx, `ALTER TABLE votes DELETE WHERE poll_id = ?`, pollID); err != nil {
+		return fmt.Errorf("analytics: delete poll: %w", err)
+	}
+	wait := retry.Backoff{Min: 20 * time.Millisecond, Max: 500 * time.Millisecond}
+	for {
+		var undone uint64
+		err := s.conn.QueryRow(ctx, `SELECT count() FROM system.mutations
+			WHERE database = currentDatabase() AND table = 'votes' AND is_done = 0`).Scan(&undone)
+		if err != nil {
+			return fmt.Errorf("analytics: delete poll: mutations: %w", err)
+		}
+		if undone == 0 {
+			return nil
+		}
+		if err := retry.Sleep(ctx, wait.Next()); err != nil {
+			return fmt.Errorf("analytics: delete poll: waiting for the mutation: %w", err)
+		}
+	}
 }
 
 // query runs a query and calls each for every row.

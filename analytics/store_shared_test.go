@@ -283,6 +283,47 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		checkPack(t, s)
 	})
 
+	t.Run("delete poll", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.Insert(ctx, append(fixture(), packFixture()...)); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // idempotent
+			if err := s.DeletePoll(ctx, "p"); err != nil {
+				t.Fatal(err)
+			}
+			if got := exportAll(t, s, "p"); len(got) != 0 {
+				t.Fatalf("export of a deleted poll: %+v", got)
+			}
+			if points, err := s.Timeline(ctx, "p", t0, t0.Add(time.Hour), time.Minute); err != nil || len(points) != 0 {
+				t.Fatalf("timeline of a deleted poll: %+v, %v", points, err)
+			}
+			if rows, err := s.Breakdown(ctx, "p", ByCountry); err != nil || len(rows) != 0 {
+				t.Fatalf("breakdown of a deleted poll: %+v, %v", rows, err)
+			}
+			// The other polls' rows are all there.
+			if got := exportAll(t, s, "q"); !reflect.DeepEqual(got, []Vote{fixture()[2]}) {
+				t.Fatalf("export of another poll: %+v", got)
+			}
+			checkPack(t, s)
+			if seq, err := s.LastSeq(ctx); err != nil || seq != 8 {
+				t.Fatalf("LastSeq = %d, %v; want 8", seq, err)
+			}
+		}
+		if err := s.DeletePoll(ctx, "never-stored"); err != nil {
+			t.Fatalf("DeletePoll of an unknown poll: %v", err)
+		}
+		// Rows of the poll inserted after the delete are stored as any.
+		late := fixture()[4]
+		late.Seq = 9
+		if err := s.Insert(ctx, []Vote{late}); err != nil {
+			t.Fatal(err)
+		}
+		if got := exportAll(t, s, "p"); !reflect.DeepEqual(got, []Vote{late}) {
+			t.Fatalf("export after a later insert: %+v", got)
+		}
+	})
+
 	t.Run("export of 100,000 votes streams", func(t *testing.T) {
 		s := newStore(t)
 		const n = 100_000

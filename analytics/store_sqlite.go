@@ -381,6 +381,29 @@ func (s *SQLiteStore) Export(ctx context.Context, pollID string, fn func(*Vote) 
 	})
 }
 
+// DeletePoll implements Store: the poll's rows and its entry in polls go
+// in one transaction. Profiles, shared by the polls, stay.
+func (s *SQLiteStore) DeletePoll(ctx context.Context, pollID string) (err error) {
+	s.mu.Lock() // Insert's cache of poll ids must not keep the one deleted
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("analytics: delete poll: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM votes WHERE `+sqlitePoll, pollID); err != nil {
+		return fmt.Errorf("analytics: delete poll: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM polls WHERE poll_id = ?`, pollID); err != nil {
+		return fmt.Errorf("analytics: delete poll: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("analytics: delete poll: %w", err)
+	}
+	delete(s.polls, pollID)
+	return nil
+}
+
 // query runs a query and calls each for every row.
 func (s *SQLiteStore) query(ctx context.Context, q string, args []any, each func(*sql.Rows) error) error {
 	rows, err := s.db.QueryContext(ctx, q, args...)

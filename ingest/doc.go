@@ -21,6 +21,8 @@
 //   - rebuild.go: refilling the voter registry from the log at start
 //     (Rebuild, RebuildAfter, Remember) and watching a durable registry for
 //     lost data, to rebuild it while votes of deduplicated polls wait.
+//   - purge.go: the erasure of a purged poll's votes from the log and of
+//     its voters from the registry.
 //   - identity.go: voter keys and vote IDs, the keyed hashes behind them,
 //     and voter tokens (signed, with a subject, and an exp at most
 //     Config.MaxTokenTTL ahead).

@@ -57,4 +57,11 @@ type Voters interface {
 	// Claim answers claimLost meanwhile where it can tell at once.
 	Complete(ctx context.Context) (bool, error)
 	MarkComplete(ctx context.Context) error
+	// Forget removes voters, their stored votes and their claims: the
+	// erasure of a purged poll, whose voters the log names (keys are keyed
+	// hashes of poll and voter, so a poll's voters are found through its
+	// votes). Unknown voters are no error. A claim of a vote still on its
+	// way when its voter is forgotten may be committed after: the poll is
+	// deleted by then, and a second purge forgets it.
+	Forget(ctx context.Context, ks []voterKey) error
 }

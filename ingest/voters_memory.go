@@ -20,8 +20,8 @@ type claim struct {
 // from the log at start. Choose RedisVoters when several ingest nodes take
 // votes for the same polls.
 //
-// Each of its shards keeps the stored votes, which are never forgotten
-// while the process lives, in a storedVotes table, and the claims of votes
+// Each of its shards keeps the stored votes, which are forgotten only when
+// their poll is purged (Forget), in a storedVotes table, and the claims of votes
 // on their way to the log in a map. A voter with a stored vote is answered
 // from the table alone.
 type MemoryVoters struct {
@@ -196,6 +196,18 @@ func (v *MemoryVoters) Complete(context.Context) (bool, error) { return true, ni
 // MarkComplete implements Voters.
 func (v *MemoryVoters) MarkComplete(context.Context) error { return nil }
 
+// Forget implements Voters.
+func (v *MemoryVoters) Forget(_ context.Context, ks []voterKey) error {
+	for _, k := range ks {
+		s := v.shard(k)
+		s.mu.Lock()
+		s.stored.remove(k)
+		delete(s.pending, k)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
 // Len returns the number of voters remembered: with a stored vote or a
 // claim in flight.
 func (v *MemoryVoters) Len() int {
@@ -216,8 +228,8 @@ func (v *MemoryVoters) Len() int {
 
 // storedVotes maps voters to their first stored vote: open addressing with
 // linear probing in a power-of-two table kept at most 3/4 full, growing by
-// doubling, insert only. It does what a map[voterKey]voteID does, faster
-// and in less memory: an insert touches one cache line, and a rebuild
+// doubling, never shrinking. It does what a map[voterKey]voteID does,
+// faster and in less memory: an insert touches one cache line, and a rebuild
 // inserts every voter of the log. Growing moves every vote at once, under
 // the shard's lock, once per doubling; reserve sizes the tables ahead of
 // the start-up read of the log, so that they do not double step by step.
@@ -286,6 +298,44 @@ func (t *storedVotes) add(k voterKey, id voteID) {
 		t.grow(t.n + 1)
 	}
 	t.put(k, id)
+}
+
+// remove deletes k and its vote, if there. The votes after k in its run of
+// full slots move back into the hole where their probe passes it
+// (backward-shift deletion), so that every get still finds its vote with
+// no tombstones left behind.
+func (t *storedVotes) remove(k voterKey) {
+	if k == (voterKey{}) {
+		t.zero = nil
+		return
+	}
+	if len(t.slots) == 0 {
+		return
+	}
+	mask := uint64(len(t.slots) - 1)
+	hole := maphash.Comparable(t.seed, k) & mask
+	for ; t.slots[hole].key != k; hole = (hole + 1) & mask {
+		if t.slots[hole].key == (voterKey{}) {
+			return
+		}
+	}
+	for j := (hole + 1) & mask; t.slots[j].key != (voterKey{}); j = (j + 1) & mask {
+		home := maphash.Comparable(t.seed, t.slots[j].key) & mask
+		// The vote at j stays unless its probe from home passes the hole:
+		// home is cyclically outside (hole, j].
+		var stays bool
+		if hole < j {
+			stays = hole < home && home <= j
+		} else {
+			stays = hole < home || home <= j
+		}
+		if !stays {
+			t.slots[hole] = t.slots[j]
+			hole = j
+		}
+	}
+	t.slots[hole] = storedVote{}
+	t.n--
 }
 
 // put adds k, not zero, to a table with room for it, unless it is there.

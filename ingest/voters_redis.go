@@ -168,6 +168,24 @@ func (r *RedisVoters) Voted(ctx context.Context, k voterKey) (bool, error) {
 	return len(v) > 2 && v[0] == 'c', nil
 }
 
+// Forget implements Voters: one pipeline of DELs, the keys of a Cluster
+// being in many slots.
+func (r *RedisVoters) Forget(ctx context.Context, ks []voterKey) error {
+	if len(ks) == 0 {
+		return nil
+	}
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range ks {
+			p.Del(ctx, r.key(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: redis forget voters: %w", err)
+	}
+	return nil
+}
+
 // Durable implements Voters.
 func (r *RedisVoters) Durable() bool { return true }
 

@@ -167,6 +167,35 @@ func testVoters(t *testing.T, newVoters func(*testing.T) Voters) {
 		}
 	})
 
+	t.Run("forget", func(t *testing.T) {
+		v := newVoters(t)
+		stored, pending, kept := voterKey{11}, voterKey{12}, voterKey{13}
+		_ = v.Record(ctx, stored, voteID{1})
+		_ = v.Record(ctx, kept, voteID{3})
+		must(v.Claim(ctx, pending, voteID{2}))
+		if err := v.Forget(ctx, []voterKey{stored, pending, {99}}); err != nil {
+			t.Fatal(err)
+		}
+		if voted(v, stored) {
+			t.Fatal("a forgotten voter still voted")
+		}
+		if got := must(v.Claim(ctx, stored, voteID{4})); got != claimed {
+			t.Fatalf("claim of a forgotten voter = %v, want claimed", got)
+		}
+		if got := must(v.Claim(ctx, pending, voteID{5})); got != claimed {
+			t.Fatalf("claim of a voter whose claim was forgotten = %v, want claimed", got)
+		}
+		if !voted(v, kept) {
+			t.Fatal("Forget took a voter it was not given")
+		}
+		if got := must(v.Claim(ctx, kept, voteID{6})); got != claimTaken {
+			t.Fatalf("claim of a kept voter = %v", got)
+		}
+		if err := v.Forget(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("concurrent claims: one wins", func(t *testing.T) {
 		v := newVoters(t)
 		k := voterKey{3}
@@ -271,7 +300,7 @@ func TestMemoryVotersMatchesModel(t *testing.T) {
 		keys := []voterKey{{}, {1}, {2}, {3, 1}, {0, 0, 0, 0, 0, 0, 0, 0, 9}}
 		for step := range 200 {
 			k, id := keys[rng.IntN(len(keys))], voteID{byte(rng.IntN(3))}
-			switch op := rng.IntN(5); op {
+			switch op := rng.IntN(6); op {
 			case 0, 1:
 				got, _ := v.Claim(ctx, k, id)
 				c, ok := model[k]
@@ -309,6 +338,9 @@ func TestMemoryVotersMatchesModel(t *testing.T) {
 					c.vote, c.committed = id, true
 					model[k] = c
 				}
+			case 5:
+				_ = v.Forget(ctx, []voterKey{k})
+				delete(model, k)
 			case 4:
 				got, _ := v.Voted(ctx, k)
 				c, ok := model[k]
@@ -364,6 +396,50 @@ func TestStoredVotes(t *testing.T) {
 	for k, id := range want {
 		if got, ok := tb.get(k); !ok || got != id {
 			t.Fatalf("after reserve: get(%x) = %x, %v; want %x", k, got, ok, id)
+		}
+	}
+}
+
+// TestStoredVotesRemove: random adds and removes, on keys that collide in
+// small tables and on random ones, answer as a map does; the table never
+// holds more than its votes.
+func TestStoredVotesRemove(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for round := range 50 {
+		tb := newStoredVotes(maphash.MakeSeed())
+		want := map[voterKey]voteID{}
+		n := 8 + rng.IntN(300) // keys to pick from: few collide often, many grow the table
+		for step := range 5_000 {
+			k := voterKey{byte(rng.IntN(n)), byte(rng.IntN(n) / 256)}
+			if rng.IntN(10) == 0 {
+				k = voterKey{} // the zero key
+			}
+			id := voteID{byte(step), byte(step >> 8)}
+			if rng.IntN(3) == 0 {
+				tb.remove(k)
+				delete(want, k)
+			} else {
+				tb.add(k, id)
+				if _, ok := want[k]; !ok {
+					want[k] = id
+				}
+			}
+			if tb.len() != len(want) {
+				t.Fatalf("round %d step %d: len %d, want %d", round, step, tb.len(), len(want))
+			}
+		}
+		for k, id := range want {
+			if got, ok := tb.get(k); !ok || got != id {
+				t.Fatalf("round %d: get(%x) = %x, %v; want %x", round, k, got, ok, id)
+			}
+		}
+		for i := range n {
+			k := voterKey{byte(i), byte(i / 256)}
+			if _, in := want[k]; !in {
+				if _, ok := tb.get(k); ok {
+					t.Fatalf("round %d: get(%x) finds a removed vote", round, k)
+				}
+			}
 		}
 	}
 }

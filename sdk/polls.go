@@ -57,9 +57,36 @@ func (c *Client) pollAction(ctx context.Context, id, action string) (*Poll, erro
 }
 
 // DeletePoll deletes a poll (DELETE /v1/polls/{id}). Its votes leave the
-// results; analytics keep them for the owner's export.
-func (c *Client) DeletePoll(ctx context.Context, id string) error {
-	return c.call(ctx, request{method: http.MethodDelete, path: "/v1/polls/" + seg(id)}, nil)
+// results; analytics keep them for the owner's export. With Purge, the poll
+// is erased everywhere instead.
+func (c *Client) DeletePoll(ctx context.Context, id string, opts ...DeleteOption) error {
+	var o deleteOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var q url.Values
+	if o.purge {
+		q = url.Values{"purge": {"true"}}
+	}
+	return c.call(ctx, request{method: http.MethodDelete, path: "/v1/polls/" + seg(id), query: q}, nil)
+}
+
+// DeleteOption changes what DeletePoll does.
+type DeleteOption func(*deleteOptions)
+
+type deleteOptions struct {
+	purge bool
+}
+
+// Purge makes DeletePoll erase the poll (DELETE /v1/polls/{id}?purge=true):
+// its votes leave the server's vote log, its counts and the records of who
+// voted are forgotten, and its analytics rows are deleted, all before
+// DeletePoll returns nil. It also erases a poll deleted before. A purge is
+// idempotent: after an error (CodeInternal, or CodeOverloaded while the
+// server's analytics catch up with its log) call DeletePoll with Purge
+// again; it is not retried by itself.
+func Purge() DeleteOption {
+	return func(o *deleteOptions) { o.purge = true }
 }
 
 // ListPolls returns one page of the polls the client's key manages (an

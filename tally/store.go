@@ -81,9 +81,12 @@ type Store interface {
 	// from 64-bit hashes of the keys: a wrong yes is as likely as two
 	// voters counted as one (see MemoryStore).
 	HasVoter(ctx context.Context, pollID string, voter [16]byte) (bool, error)
-	// DeletePoll forgets the counts of a deleted poll; the web layer calls
-	// it once the catalog marks the poll deleted, after which the tally
-	// skips its votes. Deleting an unknown poll is not an error.
+	// DeletePoll forgets the counts and voters of a deleted poll; the web
+	// layer calls it once the catalog marks the poll deleted, after which
+	// the tally skips its votes. Votes of the poll in a batch applied after
+	// it (read before the mark, by any tally process) are not counted
+	// either: the catalog's mark and DeletePoll together erase a poll's
+	// counts for good. Deleting an unknown poll is not an error.
 	DeletePoll(ctx context.Context, pollID string) error
 	// Ping checks that the store answers, for readiness.
 	Ping(ctx context.Context) error

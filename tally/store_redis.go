@@ -56,16 +56,19 @@ func NewRedisStore(rdb redis.UniversalClient, cfg RedisConfig) (*RedisStore, err
 //	<prefix>:{sN}:polls         set of the shard's poll IDs (to clear on rebuild)
 //	<prefix>:{sN}:c:<poll>      hash: total, anon, version, at (unix ms), o:<option>
 //	<prefix>:{sN}:v:<poll>      set of voter keys
+//	<prefix>:{sN}:gone          set of the shard's deleted poll IDs: never counted again
 func (s *RedisStore) shardKey(shard int) string {
 	return s.prefix + ":{s" + strconv.Itoa(shard) + "}:"
 }
 
 // applyScript applies one batch of a shard, or nothing.
 //
-// KEYS[1] watermark, KEYS[2] poll registry, then per poll its counters hash
-// and voters set. ARGV[1] prev, ARGV[2] last, ARGV[3] key prefix of the
-// shard, ARGV[4] poll count, then per poll: id, total, anon, at, option
-// count, option/votes pairs, voter count, voters.
+// KEYS[1] watermark, KEYS[2] poll registry, KEYS[3] deleted polls, then
+// per poll its counters hash and voters set. ARGV[1] prev, ARGV[2] last,
+// ARGV[3] key prefix of the shard, ARGV[4] poll count, then per poll: id,
+// total, anon, at, option count, option/votes pairs, voter count, voters.
+// The votes of a deleted poll only move the watermark: a batch read before
+// the poll was deleted must not bring its counters back.
 //
 // Lua does not roll back: every argument is checked before the first write.
 var applyScript = redis.NewScript(`
@@ -76,7 +79,7 @@ if wm ~= tonumber(ARGV[1]) then
 end
 local last = tonumber(ARGV[2])
 local npolls = tonumber(ARGV[4])
-if last == nil or npolls == nil or #KEYS ~= 2 + 2 * npolls then
+if last == nil or npolls == nil or #KEYS ~= 3 + 2 * npolls then
   return redis.error_reply('BADBATCH header')
 end
 local i = 5
@@ -110,25 +113,30 @@ end
 
 i = 5
 for p = 1, npolls do
-  local h, v = KEYS[1 + 2 * p], KEYS[2 + 2 * p]
+  local h, v = KEYS[2 + 2 * p], KEYS[3 + 2 * p]
   local id, total, anon, at = ARGV[i], tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
   local nopts = tonumber(ARGV[i+4])
-  redis.call('SADD', KEYS[2], id)
-  redis.call('HINCRBY', h, 'total', total)
-  redis.call('HINCRBY', h, 'anon', anon)
-  redis.call('HINCRBY', h, 'version', total)
-  if at > tonumber(redis.call('HGET', h, 'at') or '0') then
-    redis.call('HSET', h, 'at', at)
+  local gone = redis.call('SISMEMBER', KEYS[3], id) == 1
+  if not gone then
+    redis.call('SADD', KEYS[2], id)
+    redis.call('HINCRBY', h, 'total', total)
+    redis.call('HINCRBY', h, 'anon', anon)
+    redis.call('HINCRBY', h, 'version', total)
+    if at > tonumber(redis.call('HGET', h, 'at') or '0') then
+      redis.call('HSET', h, 'at', at)
+    end
   end
   i = i + 5
   for o = 1, nopts do
-    redis.call('HINCRBY', h, 'o:' .. ARGV[i], tonumber(ARGV[i+1]))
+    if not gone then
+      redis.call('HINCRBY', h, 'o:' .. ARGV[i], tonumber(ARGV[i+1]))
+    end
     i = i + 2
   end
   local nvoters = tonumber(ARGV[i])
   i = i + 1
   local j = 0
-  while j < nvoters do
+  while j < nvoters and not gone do
     local n = math.min(1000, nvoters - j)
     redis.call('SADD', v, unpack(ARGV, i + j, i + j + n - 1))
     j = j + n
@@ -164,8 +172,8 @@ func (s *RedisStore) Watermark(ctx context.Context, shard int) (uint64, error) {
 // Apply implements Store with one Lua script call.
 func (s *RedisStore) Apply(ctx context.Context, b Batch) error {
 	base := s.shardKey(b.Shard)
-	keys := make([]string, 0, 2+2*len(b.Polls))
-	keys = append(keys, base+"wm", base+"polls")
+	keys := make([]string, 0, 3+2*len(b.Polls))
+	keys = append(keys, base+"wm", base+"polls", base+"gone")
 	args := []any{b.Prev, b.Last, base, len(b.Polls)}
 	for id, d := range b.Polls {
 		keys = append(keys, base+"c:"+id, base+"v:"+id)
@@ -222,12 +230,14 @@ func (s *RedisStore) Counts(ctx context.Context, pollID string) (poll.Counts, er
 	return c, nil
 }
 
-// DeletePoll implements Store.
+// DeletePoll implements Store: the poll's counters and voters go, and its
+// ID joins the shard's deleted polls, whose votes Apply never counts again.
 func (s *RedisStore) DeletePoll(ctx context.Context, pollID string) error {
 	base := s.shardKey(votelog.Shard(pollID, s.shards))
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, base+"c:"+pollID, base+"v:"+pollID)
 		p.SRem(ctx, base+"polls", pollID)
+		p.SAdd(ctx, base+"gone", pollID)
 		return nil
 	})
 	if err != nil {

@@ -172,6 +172,15 @@ func (s *server) openPoll(c *gin.Context) {
 }
 
 func (s *server) deletePoll(c *gin.Context) {
+	switch c.Query("purge") {
+	case "", "false":
+	case "true":
+		s.purgePoll(c)
+		return
+	default:
+		s.fail(c, poll.Invalid("purge", "must be true or false"))
+		return
+	}
 	s.update(c, func(p *poll.Poll, now time.Time) (*poll.Poll, error) {
 		p.DeletedAt = &now
 		p.UpdatedAt = now

@@ -54,6 +54,10 @@ type Config struct {
 	// its headers: a slower client gets 408 request_timeout and the
 	// connection is closed. Zero value means DefaultBodyReadTimeout.
 	BodyReadTimeout time.Duration
+	// PurgeTimeout bounds a purge (DELETE /v1/polls/{id}?purge=true), most
+	// of it the wait for the analytics sink to catch up with the log; past
+	// it the purge answers 503 and may be asked again. Zero value means 30s.
+	PurgeTimeout time.Duration
 }
 
 type server struct {
@@ -68,6 +72,7 @@ func New(d Deps, cfg Config) (http.Handler, error) {
 		return nil, errors.New("web: missing dependency")
 	}
 	cfg.BodyReadTimeout = cmp.Or(cfg.BodyReadTimeout, DefaultBodyReadTimeout)
+	cfg.PurgeTimeout = cmp.Or(cfg.PurgeTimeout, 30*time.Second)
 	s := &server{Deps: d, cfg: cfg, log: cmp.Or(cfg.Logger, slog.Default())}
 	r := s.engine()
 	r.Use(s.bodyDeadline)

@@ -186,7 +186,7 @@ func (m *Main) Run(ctx context.Context) error {
 		handler, err = web.New(web.Deps{
 			Catalog: m.catalog, Ingest: m.ingest, Store: m.store, Hub: m.hub, Analytics: m.astore, Gatherer: reg, Ready: ready,
 		}, web.Config{TrustedProxies: m.cfg.TrustedProxies, Logger: m.logger, PublicURL: m.cfg.PublicURL,
-			BodyReadTimeout: m.cfg.BodyReadTimeout})
+			BodyReadTimeout: m.cfg.BodyReadTimeout, PurgeTimeout: m.cfg.PurgeTimeout})
 		if err != nil {
 			return err
 		}

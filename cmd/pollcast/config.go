@@ -60,6 +60,8 @@ type Config struct {
 	// MaxTokenTTL is how far ahead a voter token's exp may lie. Zero value
 	// means ingest's default.
 	MaxTokenTTL time.Duration
+	// PurgeTimeout bounds a purge of a poll. Zero value means web's default.
+	PurgeTimeout time.Duration
 }
 
 // setting is one row of the configuration table: a flag, its environment

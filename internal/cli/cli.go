@@ -26,6 +26,7 @@ const Help = `Client commands (talk to a running server):
   polls create --question Q --option A --option B [flags]   create a poll
   polls list [--status S] [--limit N] [--cursor C] [--all]  list polls, newest first
   polls get|open|close|delete ID                            show, open, close or delete a poll
+  polls delete ID --purge                                   erase a poll: votes, counts, voters, analytics
   results ID [--voter V]                                    show a poll's results
   watch ID [--voter V]                                      follow results live until the poll closes
   vote ID OPTION... [--voter V] [--idempotency-key K]       cast a vote (option ids: a, b, ...)
@@ -211,12 +212,18 @@ func (c *command) deleteOne(ctx context.Context, args []string, kind string, del
 	if err != nil {
 		return err
 	}
-	if err := del(c.client, ctx, pos[0]); err != nil {
+	return c.deleted(kind, pos[0], del(c.client, ctx, pos[0]))
+}
+
+// deleted reports the deletion of the thing of that kind with that id, or
+// returns err when it failed.
+func (c *command) deleted(kind, id string, err error) error {
+	if err != nil {
 		return err
 	}
 	if *c.json {
-		return c.printJSON(map[string]any{"id": pos[0], "deleted": true})
+		return c.printJSON(map[string]any{"id": id, "deleted": true})
 	}
-	fmt.Fprintf(c.stdout, "deleted %s %s\n", kind, pos[0])
+	fmt.Fprintf(c.stdout, "deleted %s %s\n", kind, id)
 	return nil
 }

@@ -178,7 +178,22 @@ func pollsList(ctx context.Context, c *command, args []string) error {
 	return nil
 }
 
-// pollsDelete runs `pollcast polls delete ID`.
+// pollsDelete runs `pollcast polls delete ID [--purge]`.
 func pollsDelete(ctx context.Context, c *command, args []string) error {
-	return c.deleteOne(ctx, args, "poll", (*sdk.Client).DeletePoll)
+	purge := c.fs.Bool("purge", false, "erase the poll: its votes, counts, voters and analytics (also of a poll deleted before)")
+	pos, err := c.parse(args, "ID [--purge]", 1, 1)
+	if err != nil {
+		return err
+	}
+	if !*purge {
+		return c.deleted("poll", pos[0], c.client.DeletePoll(ctx, pos[0]))
+	}
+	if err := c.client.DeletePoll(ctx, pos[0], sdk.Purge()); err != nil {
+		return err
+	}
+	if *c.json {
+		return c.printJSON(map[string]any{"id": pos[0], "deleted": true, "purged": true})
+	}
+	fmt.Fprintf(c.stdout, "erased poll %s\n", pos[0])
+	return nil
 }
