@@ -446,3 +446,49 @@ func TestBatchJoinsTheQueue(t *testing.T) {
 		t.Fatalf("%d log messages, want the first vote and one pack of 3", len(msgs))
 	}
 }
+
+// BenchmarkGroupCommit measures single votes with many in flight on one
+// poll, on a log that flushes every message to disk (always) and on one
+// that flushes every 2 minutes: the price of the flush once votes share
+// it. It reports votes/s and the votes a log message held on average.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, sync := range []struct {
+		name string
+		cfg  votelog.EmbeddedConfig
+	}{
+		{"always", votelog.EmbeddedConfig{}},
+		{"2m", votelog.EmbeddedConfig{SyncInterval: 2 * time.Minute}},
+	} {
+		b.Run(sync.name, func(b *testing.B) {
+			l := testsvc.StartLogWith(b, b.TempDir(), sync.cfg)
+			e := &env{emb: l.Emb, nc: l.NC, js: l.JS, cat: l.Catalog(b)}
+			s := e.service(b)
+			p := e.poll(b, poll.DedupeNone)
+			ctx := context.Background()
+			before, err := votelog.LastSeq(ctx, e.js)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetParallelism(64)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := vote(s, ctx, p.ID, ""); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			after, err := votelog.LastSeq(ctx, e.js)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "votes/s")
+			if after > before {
+				b.ReportMetric(float64(b.N)/float64(after-before), "votes/msg")
+			}
+		})
+	}
+}
