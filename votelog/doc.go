@@ -1,8 +1,8 @@
 // Package votelog owns pollcast's NATS layout: the embedded NATS server of
-// the single-process mode and how it flushes to disk, the VOTES stream and its subjects
-// (votes.<shard>.<poll>), the core NATS subjects results are published on
-// (results.<poll>), how a poll maps to a shard, and the binary encoding of a
-// vote record in the log.
+// the single-process mode and how it flushes to disk, the VOTES stream and
+// its subjects (votes.<shard>.<poll>), the core NATS subjects results are
+// published on (results.<poll>), how a poll maps to a shard, and the binary
+// encoding of a vote record in the log.
 //
 // Ingest writes records, tally and analytics read them; none of them knows
 // about the others, only about this layout.
