@@ -21,6 +21,7 @@ type vote struct {
 	subject  string
 	msgID    string // for the log to recognise a retry: set when the vote has an idempotency key
 	ack      *logAck
+	queue    *packQueue // the group commit queue it waits in, if it waited
 	err      error
 }
 

@@ -18,6 +18,10 @@
 //   - publish.go: the way to the log: messages of one vote or a pack of
 //     them, the log's acknowledgement shared by the votes of a message, and
 //     the settling of voter claims once the log answered.
+//   - groupcommit.go: group commit, the votes of one poll that arrive while
+//     a message of that poll is on its way to the log going together in
+//     the next message, so that the log's flush to disk is paid per message
+//     rather than per vote.
 //   - rebuild.go: refilling the voter registry from the log at start
 //     (Rebuild, RebuildAfter, Remember) and watching a durable registry for
 //     lost data, to rebuild it while votes of deduplicated polls wait.

@@ -111,6 +111,7 @@ type Service struct {
 	m       *metrics
 	rebuilt atomic.Bool
 	lost    chan struct{} // a claim found the registry lost: check it now
+	gc      *committer    // group commit of packable votes
 
 	logs      *logState   // whether the log refuses writes (logstate.go)
 	probeMade atomic.Bool // the probe stream exists
@@ -163,6 +164,7 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel,
 		lost: make(chan struct{}, 1), logs: logs}
+	s.gc = newCommitter(ctx, s)
 	s.wg.Go(func() { s.watchLog(ctx) })
 	if cfg.Voters.Durable() {
 		s.wg.Go(func() { s.watchVoters(ctx) })
@@ -180,6 +182,7 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 
 // Close stops the service's background work. In-flight votes finish.
 func (s *Service) Close() {
+	s.gc.close()
 	s.cancel()
 	s.wg.Wait()
 }
@@ -188,6 +191,7 @@ func (s *Service) Close() {
 // was refused as a *poll.Error (API.md's codes).
 func (s *Service) Vote(ctx context.Context, req Request) (Accepted, error) {
 	v := s.start(ctx, &req, time.Now())
+	s.gc.wait(ctx, v)
 	s.await(ctx, v)
 	s.observe(v.err)
 	return Accepted{VoteID: v.id.String(), PollID: req.PollID}, v.err
@@ -197,7 +201,11 @@ func (s *Service) Vote(ctx context.Context, req Request) (Accepted, error) {
 func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote {
 	v := &vote{}
 	s.prepare(ctx, v, req, now, &derived{})
-	if v.err == nil && !v.stored {
+	switch {
+	case v.err != nil || v.stored:
+	case packable(v):
+		s.gc.submit(ctx, v.rec.PollID, []*vote{v})
+	default:
 		s.publish(ctx, []*vote{v})
 	}
 	return v
@@ -207,7 +215,8 @@ func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote 
 // for all acknowledgements; outcomes are in request order.
 //
 // The votes of one poll that carry no idempotency key go to the log as one
-// message (a pack, up to votelog.MaxPack votes): the log's cost is per
+// message (a pack, up to votelog.MaxPack votes), with the other votes of
+// the poll waiting at that moment (group commit): the log's cost is per
 // message. A vote with a key is a message of its own, whose ID lets the
 // log recognise a retry; a keyless vote has a new ID whatever happens, so
 // there is no retry to recognise, packed or not. A pack is stored or not
@@ -224,7 +233,7 @@ func (s *Service) VoteBatch(ctx context.Context, reqs []Request) []Outcome {
 		s.prepare(ctx, v, &reqs[i], now, &d)
 		switch {
 		case v.err != nil || v.stored:
-		case v.msgID != "":
+		case !packable(v):
 			s.publish(ctx, []*vote{v})
 		default:
 			packs.add(v)
@@ -234,6 +243,7 @@ func (s *Service) VoteBatch(ctx context.Context, reqs []Request) []Outcome {
 	out := make([]Outcome, len(reqs))
 	for i := range votes {
 		v := &votes[i]
+		s.gc.wait(ctx, v)
 		s.await(ctx, v)
 		s.observe(v.err)
 		id := v.rec.VoteID // the ID's text, made once

@@ -74,15 +74,11 @@ func (p *packer) add(v *vote) {
 	p.byPoll[id] = append(p.byPoll[id], v)
 }
 
-// publishPacks publishes each poll's votes of p in as few messages as
-// packLen allows.
+// publishPacks sends each poll's votes of p to the log through the group
+// commit, in as few messages as packLen allows.
 func (s *Service) publishPacks(ctx context.Context, p *packer) {
 	for _, id := range p.order {
-		for vs := p.byPoll[id]; len(vs) > 0; {
-			n := packLen(vs)
-			s.publish(ctx, vs[:n])
-			vs = vs[n:]
-		}
+		s.gc.submit(ctx, id, p.byPoll[id])
 	}
 }
 

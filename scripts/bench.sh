@@ -2,11 +2,13 @@
 # Measures pollcast on this machine with `pollcast bench`, against a bare
 # net/http baseline (cmd/benchbase) to report a machine-independent ratio:
 #
-#   1. the baseline: bench http, concurrency 64;
+#   1. the baseline: bench http, concurrency 64; and wrk -t1 -c64 POSTing
+#      single votes (scripts/wrk-vote.lua, only 202s counted);
 #   2. pollcast (embedded NATS, memory tally, fresh data directory, no vote
-#      rate limit): bench http, ws, batch and viewers (VIEWERS live viewers
-#      while VIEWER_RATE votes/s arrive), with the server's RSS before and
-#      while the viewers are connected;
+#      rate limit), once for each --fsync mode of FSYNC_MODES: bench http,
+#      ws, batch and the same wrk run as the baseline's; then bench viewers
+#      (VIEWERS live viewers while VIEWER_RATE votes/s arrive), with the
+#      server's RSS before and while the viewers are connected;
 #   3. when redis-server is installed: http and batch again with the Redis
 #      tally store (--redis on a throwaway redis-server).
 #
@@ -16,7 +18,11 @@
 # Environment: DURATION (each run, default 10s), VIEWERS (10000),
 # VIEWER_RATE (5000), VIEWER_CONCURRENCY (the voters of the viewers run,
 # 64), OUT (results directory), RUNS (which runs, default
-# "baseline http ws batch viewers redis"; e.g. RUNS=viewers for one).
+# "baseline http ws batch wrk viewers redis"; e.g. RUNS=viewers for one),
+# FSYNC_MODES (the --fsync values the http, ws, batch and wrk runs are
+# made with, default "always 2m"; runs of a mode other than always are
+# named with -fsync<mode>, such as http-fsync2m). The wrk runs are skipped
+# with a notice when wrk is not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +32,8 @@ VIEWER_RATE=${VIEWER_RATE:-5000}
 VIEWER_CONCURRENCY=${VIEWER_CONCURRENCY:-64}
 OUT=${OUT:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 KEY=bench-admin-key-$RANDOM$RANDOM$RANDOM
-RUNS=" ${RUNS:-baseline http ws batch viewers redis} "
+RUNS=" ${RUNS:-baseline http ws batch wrk viewers redis} "
+FSYNC_MODES=${FSYNC_MODES:-always 2m}
 
 # want RUN: whether RUNS names RUN.
 want() { [[ $RUNS == *" $1 "* ]]; }
@@ -140,6 +147,65 @@ record() {
     "$(jget "$f" errors)" "$accepted" "$(jget "$f" counted)" "$cpu" "$verdict")")
 }
 
+# wrk_bench NAME URL POLL: wrk -t1 -c64 for DURATION POSTing single votes
+# to POLL on URL (scripts/wrk-vote.lua, only 202 answers counted as done),
+# its summary written to $OUT/NAME.json in pollcast bench's shape, and a
+# row added to the table. Counted is what the poll's total grew by once
+# the server settled: at least the 202s, and at most as many more as the
+# requests wrk left unanswered when it stopped.
+wrk_bench() {
+  local name=$1 url=$2 poll=$3 rc=0 before timed=() line counted="" total0
+  log "$name: wrk -t1 -c64 -d $DURATION -s scripts/wrk-vote.lua"
+  total0=$(poll_total "$url" "$poll")
+  before=$(cpu_ticks "$SERVER_PID")
+  if [ -x /usr/bin/time ]; then timed=(/usr/bin/time -f '%U %S' -o "$OUT/$name.time"); fi
+  "${timed[@]}" wrk -t1 -c64 -d "$DURATION" -s scripts/wrk-vote.lua "$url/v1/polls/$poll/votes" \
+    >"$OUT/$name.log" 2>&1 || rc=$?
+  settle "$SERVER_PID"
+  SERVER_TICKS=$(($(cpu_ticks "$SERVER_PID") - before))
+  GEN_SECONDS=$(awk '{ print $1 + $2 }' "$OUT/$name.time" 2>/dev/null || echo 0)
+  line=$(grep -m1 '^wrk-votes:' "$OUT/$name.log" || true)
+  if [ -z "$line" ]; then
+    : >"$OUT/$name.json"
+    [ "$rc" = 0 ] && rc=1
+    record "$name" "$rc"
+    return
+  fi
+  local accepted other errors
+  accepted=$(kv "$line" accepted)
+  other=$(kv "$line" other)
+  errors=$(($(kv "$line" errors) + other))
+  for _ in $(seq 30); do
+    counted=$(poll_total "$url" "$poll")
+    [ -n "$counted" ] && counted=$((counted - ${total0:-0})) && [ "$counted" -ge "$accepted" ] && break
+    sleep 1
+  done
+  if [ -z "$counted" ] || [ "$counted" -lt "$accepted" ] || [ "$counted" -gt $((accepted + errors + 64)) ]; then
+    log "$name: $accepted votes answered 202, $counted counted"
+    [ "$rc" = 0 ] && rc=3
+  fi
+  printf '{\n  "throughput": %s,\n  "p50_ms": %s,\n  "p99_ms": %s,\n  "max_ms": %s,\n  "errors": %s,\n  "accepted": %s,\n  "counted": %s\n}\n' \
+    "$(kv "$line" ok_rps)" "$(kv "$line" p50_ms)" "$(kv "$line" p99_ms)" "$(kv "$line" max_ms)" "$errors" "$accepted" "${counted:-0}" >"$OUT/$name.json"
+  record "$name" "$rc"
+}
+
+# poll_total URL POLL: the poll's total in its results (benchbase: every
+# vote it answered).
+poll_total() {
+  curl -fsS "$1/v1/polls/$2/results" | grep -o '"total": *[0-9]*' | head -1 | grep -o '[0-9]*$' || true
+}
+
+# kv LINE KEY: the value of KEY=value in LINE.
+kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+# create_poll URL: creates a poll counting every vote (as pollcast bench
+# does) and prints its id.
+create_poll() {
+  curl -fsS -X POST "$1/v1/polls" -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -d '{"question":"wrk","options":[{"label":"A"},{"label":"B"}],"dedupe":"none"}' |
+    sed -n 's/^{"id":"\([^"]*\)".*/\1/p'
+}
+
 # start_pollcast NAME FLAGS...: starts bin/pollcast on a free port with a
 # fresh data directory; sets PC_PID and PC_URL once it is ready.
 start_pollcast() {
@@ -200,26 +266,39 @@ log "building bin/pollcast and bin/benchbase"
 CGO_ENABLED=0 go build -trimpath -o bin/pollcast ./cmd/pollcast
 CGO_ENABLED=0 go build -trimpath -o bin/benchbase ./cmd/benchbase
 raise_fd_limit
+if want wrk && ! command -v wrk >/dev/null 2>&1; then
+  log "wrk is not installed: skipping the wrk runs (apt-get install wrk)"
+  RUNS=${RUNS// wrk / }
+fi
 
 # 1. The baseline.
-if want baseline; then
+if want baseline || want wrk; then
   bin/benchbase --addr 127.0.0.1:0 >"$OUT/baseline-server.log" 2>&1 &
   BASE_PID=$!
   SERVER_PID=$BASE_PID
   PIDS+=("$BASE_PID")
   wait_for "benchbase to listen" grep -q 'serving on' "$OUT/baseline-server.log"
   BASE_URL=$(grep -m1 -o 'http://[^ ]*' "$OUT/baseline-server.log")
-  bench baseline-http "$BASE_URL" http --poll baseline --concurrency 64
+  if want baseline; then bench baseline-http "$BASE_URL" http --poll baseline --concurrency 64; fi
+  if want wrk; then wrk_bench wrk-baseline "$BASE_URL" baseline; fi
   stop "$BASE_PID"
 fi
 
-# 2. pollcast, every role in one process.
-if want http || want ws || want batch; then
-  start_pollcast memory
-  if want http; then bench http "$PC_URL" http --concurrency 64; fi
-  if want ws; then bench ws "$PC_URL" ws --concurrency 64; fi
-  if want batch; then bench batch "$PC_URL" batch --concurrency 8; fi
-  stop "$PC_PID"
+# 2. pollcast, every role in one process, for each --fsync mode: "always"
+# keeps the runs' plain names, another mode suffixes them (http-fsync2m).
+SUFFIXES=()
+if want http || want ws || want batch || want wrk; then
+  for mode in $FSYNC_MODES; do
+    sfx=""
+    [ "$mode" = always ] || sfx=-fsync$mode
+    SUFFIXES+=("$sfx")
+    start_pollcast "memory$sfx" --fsync "$mode"
+    if want http; then bench "http$sfx" "$PC_URL" http --concurrency 64; fi
+    if want ws; then bench "ws$sfx" "$PC_URL" ws --concurrency 64; fi
+    if want batch; then bench "batch$sfx" "$PC_URL" batch --concurrency 8; fi
+    if want wrk; then wrk_bench "wrk-http$sfx" "$PC_URL" "$(create_poll "$PC_URL")"; fi
+    stop "$PC_PID"
+  done
 fi
 # A fresh process for the viewers, so that its RSS growth is theirs and
 # not heap the runs above left free.
@@ -257,9 +336,25 @@ http=$(jget "$OUT/http.json" throughput 2>/dev/null || true)
 if [ -n "$base" ] && [ -n "$http" ]; then
   awk -v h="$http" -v b="$base" 'BEGIN { printf "ratio http/baseline: %.2f\n", h/b }'
 fi
+for sfx in "${SUFFIXES[@]}"; do
+  [ -n "$sfx" ] || continue
+  h=$(jget "$OUT/http$sfx.json" throughput 2>/dev/null || true)
+  if [ -n "$base" ] && [ -n "$h" ]; then
+    awk -v h="$h" -v b="$base" -v n="http$sfx" 'BEGIN { printf "ratio %s/baseline: %.2f\n", n, h/b }'
+  fi
+done
+wbase=$(jget "$OUT/wrk-baseline.json" throughput 2>/dev/null || true)
+for sfx in "${SUFFIXES[@]}"; do
+  w=$(jget "$OUT/wrk-http$sfx.json" throughput 2>/dev/null || true)
+  if [ -n "$wbase" ] && [ -n "$w" ]; then
+    awk -v w="$w" -v b="$wbase" -v n="wrk-http$sfx" -v p99="$(jget "$OUT/wrk-http$sfx.json" p99_ms)" \
+      'BEGIN { printf "ratio %s/wrk-baseline (202s/s under wrk -t1 -c64): %.2f, p99 %s ms\n", n, w/b, p99 }'
+  fi
+done
 if [ -f "$OUT/redis-http.json" ] && [ -n "$base" ]; then
   awk -v h="$(jget "$OUT/redis-http.json" throughput)" -v b="$base" 'BEGIN { printf "ratio redis-http/baseline: %.2f\n", h/b }'
 fi
+compgen -G "$OUT/wrk-*.json" >/dev/null && echo "wrk rows: wrk -t1 -c64 with scripts/wrk-vote.lua; votes/s counts only 202 answers, errors are the other answers and failed requests"
 echo "viewers latency is from a vote's 202 to a viewer seeing it counted; the others are request latencies"
 echo "cpu us srv/gen: CPU time, in microseconds, of the server (until it settles, analytics catching up included) and of the load generator per accepted vote"
 [ -n "$VIEWER_LINE" ] && echo "$VIEWER_LINE"

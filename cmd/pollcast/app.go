@@ -89,8 +89,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	if m.cfg.NATS == "" {
-		if m.emb, err = votelog.StartEmbedded(filepath.Join(m.cfg.Data, "nats")); err != nil {
+		if m.emb, err = votelog.StartEmbedded(filepath.Join(m.cfg.Data, "nats"), votelog.EmbeddedConfig{SyncInterval: m.cfg.Fsync}); err != nil {
 			return err
+		}
+		if always, every := m.emb.Sync(); !always {
+			m.logger.Info("the vote log flushes to disk only every interval: a machine crash may lose the votes of the last one", "fsync", every)
 		}
 	}
 	ncMain, err := m.connect("pollcast")

@@ -48,6 +48,9 @@ type Config struct {
 	Pprof string
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// Fsync is how often the embedded log flushes to disk; zero means
+	// always, before each acknowledgement (votelog.EmbeddedConfig).
+	Fsync time.Duration
 	// LivePingInterval and LivePingTimeout tune how soon a live socket that
 	// stopped answering is closed. Zero values mean the realtime defaults.
 	LivePingInterval, LivePingTimeout time.Duration
@@ -73,6 +76,7 @@ type setting struct {
 var settings = []setting{
 	{"addr", "POLLCAST_ADDR", "127.0.0.1:8080", "address to serve HTTP on (host:port; port 0 picks a free one)"},
 	{"data", "POLLCAST_DATA", "./data", "directory for the vote log, catalog and analytics files"},
+	{"fsync", "POLLCAST_FSYNC", "always", "when the embedded vote log flushes to disk: always (before each vote is answered 202) or an interval such as 1s or 2m"},
 	{"vote-rate", "POLLCAST_VOTE_RATE", "50", "per-client-IP vote rate limit in votes/s, bursts of 4x; 0 turns it off"},
 	{"shards", "POLLCAST_SHARDS", "16", "number of tally shards (fixed for the life of a data directory)"},
 	{"region", "POLLCAST_REGION", "local", "deployment region this node tags votes with"},
@@ -180,6 +184,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		c.TrustedProxies = append(c.TrustedProxies, pfx)
 	}
 	c.NATS = strings.TrimSpace(*vals["nats"])
+	c.Fsync, err = parseFsync(*vals["fsync"])
+	if err == nil && c.Fsync != 0 && c.NATS != "" {
+		err = errors.New("sets the embedded log's flushes only; with --nats, set sync_interval in the NATS servers' jetstream block")
+	}
+	check("fsync", err)
 	_, err = fmt.Sscan(*vals["replicas"], &c.Replicas)
 	if err == nil && (c.Replicas < 1 || c.Replicas > 5) {
 		err = errors.New("must be 1 to 5")
@@ -210,6 +219,18 @@ func positiveDuration(s string) (time.Duration, error) {
 		err = errors.New("must be more than 0")
 	}
 	return d, err
+}
+
+// parseFsync reads --fsync: "always" is zero, else a positive duration.
+func parseFsync(v string) (time.Duration, error) {
+	if strings.EqualFold(strings.TrimSpace(v), "always") {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: want always or an interval such as 1s or 2m", v)
+	}
+	return d, nil
 }
 
 // Roles a process can run.

@@ -84,6 +84,37 @@ func TestParseConfig(t *testing.T) {
 		{"bad live cap", []string{"--max-live-per-ip", "-1"}, env(), "--max-live-per-ip", nil},
 		{"bad token ttl", []string{"--max-token-ttl", "forever"}, env(), "--max-token-ttl", nil},
 		{"stray argument", []string{"extra"}, env(), "unexpected", nil},
+		{"fsync always by default", nil, env(), "", func(t *testing.T, c Config) {
+			if c.Fsync != 0 {
+				t.Fatalf("fsync %v, want 0 (always)", c.Fsync)
+			}
+		}},
+		{"fsync interval", []string{"--fsync", "2m"}, env(), "", func(t *testing.T, c Config) {
+			if c.Fsync != 2*time.Minute {
+				t.Fatalf("fsync %v", c.Fsync)
+			}
+		}},
+		{"fsync from env", nil, env("POLLCAST_FSYNC", "1s"), "", func(t *testing.T, c Config) {
+			if c.Fsync != time.Second {
+				t.Fatalf("fsync %v", c.Fsync)
+			}
+		}},
+		{"fsync always spelled out", []string{"--fsync", "Always"}, env("POLLCAST_FSYNC", "1s"), "", func(t *testing.T, c Config) {
+			if c.Fsync != 0 {
+				t.Fatalf("fsync %v", c.Fsync)
+			}
+		}},
+		{"fsync always with nats", []string{"--nats", "nats://n:4222"}, env(), "", func(t *testing.T, c Config) {
+			if c.Fsync != 0 || c.NATS == "" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"fsync never", []string{"--fsync", "never"}, env(), `--fsync: "never": want always or an interval such as 1s or 2m`, nil},
+		{"fsync zero", []string{"--fsync", "0"}, env(), "--fsync", nil},
+		{"fsync negative", []string{"--fsync", "-1s"}, env(), "--fsync", nil},
+		{"fsync empty", []string{"--fsync", ""}, env(), "--fsync", nil},
+		{"fsync bad env", nil, env("POLLCAST_FSYNC", "sometimes"), "--fsync", nil},
+		{"fsync interval with nats", []string{"--fsync", "1s", "--nats", "nats://n:4222"}, env(), "--fsync: sets the embedded log's flushes only", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,6 +21,13 @@ type Log struct {
 	JS  jetstream.JetStream
 }
 
+// FixtureSync is the sync interval of StartLog's server: JetStream's own
+// default. Tests that fill a log to read it do not test the flush to disk,
+// and a flush per message would make their fixtures minutes long; tests of
+// what a vote's acknowledgement promises use StartLogWith and the zero
+// votelog.EmbeddedConfig, pollcast's default.
+const FixtureSync = 2 * time.Minute
+
 // StartLog starts a Log for the test; it is shut down at the end.
 func StartLog(tb testing.TB) *Log {
 	tb.Helper()
@@ -30,7 +37,13 @@ func StartLog(tb testing.TB) *Log {
 // StartLogIn is StartLog on a given directory, for restarts on the same data.
 func StartLogIn(tb testing.TB, dir string) *Log {
 	tb.Helper()
-	emb, err := votelog.StartEmbedded(dir)
+	return StartLogWith(tb, dir, votelog.EmbeddedConfig{SyncInterval: FixtureSync})
+}
+
+// StartLogWith is StartLogIn with the embedded server configured by cfg.
+func StartLogWith(tb testing.TB, dir string, cfg votelog.EmbeddedConfig) *Log {
+	tb.Helper()
+	emb, err := votelog.StartEmbedded(dir, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
