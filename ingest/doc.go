@@ -18,6 +18,9 @@
 //   - publish.go: the way to the log: messages of one vote or a pack of
 //     them, the log's acknowledgement shared by the votes of a message, and
 //     the settling of voter claims once the log answered.
+//   - resolve.go: the outcome of a message whose acknowledgement did not
+//     come in time, learned by publishing it again under the same message
+//     ID, or by finding it in the log: a 503 always means "not stored".
 //   - rebuild.go: refilling the voter registry from the log at start
 //     (Rebuild, RebuildAfter, Remember) and watching a durable registry for
 //     lost data, to rebuild it while votes of deduplicated polls wait.

@@ -30,8 +30,9 @@ type Config struct {
 	// Limiter enforces VoteRate. Zero value means a MemoryLimiter; use a
 	// RedisLimiter to share the limit between ingest nodes.
 	Limiter Limiter
-	// PublishTimeout bounds the wait for the log's acknowledgement; past it
-	// the vote is answered 503 overloaded. Zero value means 5s.
+	// PublishTimeout bounds the wait for the log's acknowledgement of one
+	// attempt; past it the outcome is learned by publishing the message
+	// again (see resolve.go). Zero value means 5s.
 	PublishTimeout time.Duration
 	// MaxPending caps the votes awaiting the log's acknowledgement; past it
 	// votes are answered 503 overloaded instead of queueing. Zero value means 16384.
@@ -108,6 +109,9 @@ type Service struct {
 	rememberMu sync.Mutex
 	remembered []voterVote // Remember's buffer, reused
 
+	dupWindow atomic.Int64 // the stream's duplicate window, read at Rebuild
+
+	life   context.Context // ends with Close: background work stops
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -142,7 +146,7 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel,
+	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, life: ctx, cancel: cancel,
 		lost: make(chan struct{}, 1)}
 	if cfg.Voters.Durable() {
 		s.wg.Go(func() { s.watchVoters(ctx) })

@@ -22,6 +22,9 @@ func (s *Service) Rebuild(ctx context.Context) error {
 // stream sequence seen to Remember (the tally's start-up read, so that the
 // log is read once): it reads only what follows.
 func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
+	if err := s.readWindow(ctx); err != nil {
+		return err
+	}
 	if s.voters.Durable() {
 		complete, err := s.voters.Complete(ctx)
 		if err != nil {
