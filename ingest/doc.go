@@ -27,6 +27,9 @@
 //   - identity.go: voter keys and vote IDs, the keyed hashes behind them,
 //     and voter tokens.
 //   - enrich.go: the country and device class recorded with each vote.
+//   - keys.go: the Keys registry contract, the idempotency keys of the
+//     votes stored within the window, so that a retry is the same vote;
+//     keys_memory.go (the default) and keys_redis.go implement it.
 //   - voters.go: the Voters registry contract; voters_memory.go (the
 //     default) and voters_redis.go (shared between ingest nodes) implement it.
 //   - ratelimit.go: the Limiter contract; ratelimit_memory.go (the default)

@@ -41,6 +41,10 @@ type Config struct {
 	// rebuilt from the log by Rebuild; use RedisVoters to share it between
 	// ingest nodes.
 	Voters Voters
+	// Keys is the registry of idempotency keys. Zero value means a
+	// MemoryKeys with the default window, rebuilt from the log with the
+	// voters; use RedisKeys with RedisVoters.
+	Keys Keys
 	// Region tags every vote with the deployment region of this node. Zero value means "local".
 	Region string
 	// Logger receives operational messages. Zero value means slog.Default().
@@ -99,6 +103,7 @@ type Service struct {
 	js      jetstream.JetStream
 	cat     *poll.Catalog
 	voters  Voters
+	keys    Keys
 	lim     Limiter
 	hash    *hasher
 	cfg     Config
@@ -127,6 +132,9 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	if cfg.Voters == nil {
 		cfg.Voters = NewMemoryVoters()
 	}
+	if cfg.Keys == nil {
+		cfg.Keys = NewMemoryKeys(KeysConfig{})
+	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	if cfg.VoteRate < 0 {
 		return nil, errors.New("ingest: negative vote rate")
@@ -146,7 +154,7 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, life: ctx, cancel: cancel,
+	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, keys: cfg.Keys, hash: newHasher(secret), cfg: cfg, m: m, life: ctx, cancel: cancel,
 		lost: make(chan struct{}, 1)}
 	if cfg.Voters.Durable() {
 		s.wg.Go(func() { s.watchVoters(ctx) })
@@ -190,33 +198,50 @@ func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote 
 // VoteBatch admits a batch of votes, publishing them together and waiting
 // for all acknowledgements; outcomes are in request order.
 //
-// The votes of one poll that carry no idempotency key go to the log as one
-// message (a pack, up to votelog.MaxPack votes): the log's cost is per
-// message. A vote with a key is a message of its own, whose ID lets the
-// log recognise a retry; a keyless vote has a new ID whatever happens, so
-// there is no retry to recognise, packed or not. A pack is stored or not
-// as a whole, and so are the answers to its votes.
+// The votes of one poll go to the log as one message (a pack, up to
+// votelog.MaxPack votes): the log's cost is per message. A pack is stored
+// or not as a whole, and so are the answers to its votes. Votes with an
+// idempotency key share packs too: the key registry recognises their
+// retries, and a key used twice in one batch is one vote, answered twice.
 func (s *Service) VoteBatch(ctx context.Context, reqs []Request) []Outcome {
 	now := time.Now()
 	votes := make([]vote, len(reqs))
 	var (
 		packs packer
 		d     derived
+		same  map[voteID]int // a keyed vote's first place in the batch
+		first []int          // first[i] = j: vote i is vote j again, j < i
 	)
 	for i := range reqs {
 		v := &votes[i]
+		if reqs[i].IdempotencyKey != "" {
+			if id, err := s.voteIDFor(reqs[i].PollID, reqs[i].IdempotencyKey); err == nil {
+				if j, ok := same[id]; ok {
+					if first == nil {
+						first = make([]int, len(reqs))
+					}
+					first[i] = j + 1
+					continue
+				}
+				if same == nil {
+					same = map[voteID]int{}
+				}
+				same[id] = i
+			}
+		}
 		s.prepare(ctx, v, &reqs[i], now, &d)
-		switch {
-		case v.err != nil || v.stored:
-		case v.msgID != "":
-			s.publish(ctx, []*vote{v})
-		default:
+		if v.err == nil && !v.stored {
 			packs.add(v)
 		}
 	}
 	s.publishPacks(ctx, &packs)
 	out := make([]Outcome, len(reqs))
 	for i := range votes {
+		if first != nil && first[i] > 0 {
+			out[i] = out[first[i]-1]
+			s.observe(out[i].Err)
+			continue
+		}
 		v := &votes[i]
 		s.await(ctx, v)
 		s.observe(v.err)

@@ -61,7 +61,7 @@ func encode(vs []*vote) []byte {
 	return votelog.AppendMessage(make([]byte, 0, size+8), recs)
 }
 
-// packer groups the keyless votes of a batch by poll, the polls in the
+// packer groups the votes of a batch by poll, the polls in the
 // order they came, for publishPacks.
 type packer struct {
 	byPoll map[string][]*vote
@@ -207,5 +207,10 @@ func (s *Service) finish(ctx context.Context, v *vote, stored bool) {
 	}
 	if err != nil {
 		s.cfg.Logger.Warn("ingest: settle voter claim", "err", err)
+	}
+	if v.keyed {
+		if err := s.keys.Finish(ctx, v.id, v.rec.Time, stored); err != nil {
+			s.cfg.Logger.Warn("ingest: settle idempotency key", "err", err)
+		}
 	}
 }
