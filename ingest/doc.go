@@ -24,6 +24,9 @@
 //   - rebuild.go: refilling the voter registry from the log at start
 //     (Rebuild, RebuildAfter, Remember) and watching a durable registry for
 //     lost data, to rebuild it while votes of deduplicated polls wait.
+//   - claims.go: with a durable registry, the ingest nodes' shared reader
+//     of the log, which commits the claims of stored votes whose node died
+//     before committing them.
 //   - identity.go: voter keys and vote IDs, the keyed hashes behind them,
 //     and voter tokens.
 //   - enrich.go: the country and device class recorded with each vote.

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -219,4 +220,57 @@ func BenchmarkVoteBatch1000(b *testing.B) {
 			b.ReportMetric(float64(b.N*len(reqs))/b.Elapsed().Seconds(), "votes/s")
 		})
 	}
+}
+
+// TestClaimCommittedAfterACrash: an ingest node on the Redis registry dies
+// between the log's acknowledgement of a vote and the commit of its
+// voter's claim. Long after the pending claim would have expired, the
+// voter's second vote on a restarted node is refused, and a retry of the
+// keyed vote is the same vote.
+func TestClaimCommittedAfterACrash(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	dev := e.poll(t, poll.DedupeDevice)
+	rdb, prefix := testsvc.Redis(t)
+	const pending = 300 * time.Millisecond
+	node := func() *ingest.Service {
+		voters, err := ingest.NewRedisVoters(rdb, ingest.RedisVotersConfig{Prefix: prefix, PendingTTL: pending})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := ingest.NewRedisKeys(rdb, ingest.RedisKeysConfig{Prefix: prefix, PendingTTL: pending})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ingest.New(e.nc, e.cat, ingest.Config{Shards: 4, Voters: voters, Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	crashing := node()
+	if err := crashing.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ingest.Abandon(crashing)
+	crashing.Close() // its reader of the log stops with it: the commit is left to the next node
+	first, err := crashing.Vote(ctx, ingest.Request{PollID: dev.ID, Options: []string{"a"}, Voter: "d1", IdempotencyKey: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	testsvc.Eventually(t, 5*time.Second, "the pending claim's TTL to pass", func() bool { return time.Since(start) > 2*pending })
+	restarted := node()
+	if err := restarted.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restarted.Vote(ctx, ingest.Request{PollID: dev.ID, Options: []string{"b"}, Voter: "d1"}); !errors.Is(err, poll.ErrAlreadyVoted) {
+		t.Fatalf("the voter's second vote after the crash = %v, want already voted", err)
+	}
+	again, err := restarted.Vote(ctx, ingest.Request{PollID: dev.ID, Options: []string{"a"}, Voter: "d1", IdempotencyKey: "k1"})
+	if err != nil || again.VoteID != first.VoteID {
+		t.Fatalf("retry after the crash = %+v, %v; want vote %s", again, err, first.VoteID)
+	}
+	checkOnce(t, e.js, first.VoteID)
 }

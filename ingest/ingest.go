@@ -114,7 +114,9 @@ type Service struct {
 	rememberMu sync.Mutex
 	remembered []voterVote // Remember's buffer, reused
 
-	dupWindow atomic.Int64 // the stream's duplicate window, read at Rebuild
+	dupWindow  atomic.Int64 // the stream's duplicate window, read at Rebuild
+	claimsOnce sync.Once    // starts commitClaims
+	abandon    bool         // tests: leave claims of stored votes pending, as a crash would
 
 	life   context.Context // ends with Close: background work stops
 	cancel context.CancelFunc

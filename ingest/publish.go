@@ -178,6 +178,8 @@ func (s *Service) await(ctx context.Context, v *vote) {
 	case !v.ack.stored:
 		s.cfg.Logger.Warn("ingest: vote not stored", "err", v.ack.err)
 		v.err = overloaded("the vote log did not store the vote")
+	case s.abandon:
+		return
 	}
 	s.finish(ctx, v, v.ack.stored)
 }

@@ -35,6 +35,9 @@ func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
 				return err
 			}
 		}
+		if err := s.startClaims(ctx); err != nil {
+			return err
+		}
 		s.rebuilt.Store(true) // the registry outlived the last process, or is rebuilt
 		return nil
 	}
