@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pollcast/pollcast/internal/retry"
 	"github.com/pollcast/pollcast/poll"
 	"github.com/pollcast/pollcast/votelog"
 )
@@ -15,11 +16,12 @@ type vote struct {
 	key      voterKey
 	remember bool // key goes to the registry once the vote is stored
 	claimed  bool
+	keyed    bool // holds its idempotency key's claim in the key registry
 	stored   bool // already stored before this request: no publish, no wait
 	id       voteID
 	rec      votelog.Record
 	subject  string
-	msgID    string // for the log to recognise a retry: set when the vote has an idempotency key
+	msgID    string // its own message ID when published alone: set when the vote has an idempotency key
 	ack      *logAck
 	queue    *packQueue // the group commit queue it waits in, if it waited
 	err      error
@@ -47,8 +49,14 @@ func (s *Service) prepare(ctx context.Context, v *vote, req *Request, now time.T
 	if hasKey {
 		v.key, v.remember = key, remembers(p)
 	}
+	if req.IdempotencyKey != "" {
+		if v.err = s.claimKey(ctx, v, now); v.err != nil || v.stored {
+			return
+		}
+	}
 	if p.Dedupe != poll.DedupeNone {
 		if v.err = s.claimVoter(ctx, v, key); v.err != nil || v.stored {
+			s.releaseKey(ctx, v)
 			return
 		}
 	}
@@ -159,6 +167,7 @@ func (s *Service) makeRecord(v *vote, req *Request, pollID string, hasKey bool, 
 	v.subject = s.subjectOf(d, pollID)
 	if req.IdempotencyKey != "" {
 		v.msgID = v.rec.VoteID
+		v.rec.Keyed = true
 	}
 }
 
@@ -193,4 +202,46 @@ func (s *Service) subjectOf(d *derived, pollID string) string {
 		d.pollID, d.subject = pollID, votelog.VoteSubject(votelog.Shard(pollID, s.cfg.Shards), pollID)
 	}
 	return d.subject
+}
+
+// claimKey claims the idempotency key of v (its vote ID) in the key
+// registry. It returns why the vote is refused, or nil with v.keyed set
+// (publish it) or v.stored set (a retry of a stored vote: same answer,
+// nothing to publish). While another attempt of the key is on its way it
+// waits for its outcome; if ctx ends first, the answer is errPending: that
+// attempt may store the vote.
+func (s *Service) claimKey(ctx context.Context, v *vote, now time.Time) error {
+	b := retry.Backoff{Min: 2 * time.Millisecond, Max: 100 * time.Millisecond}
+	for {
+		st, err := s.keys.Claim(ctx, v.id, now)
+		if err != nil {
+			s.cfg.Logger.Warn("ingest: idempotency keys", "err", err)
+			return overloaded("idempotency keys cannot be checked right now")
+		}
+		switch st {
+		case keyClaimed:
+			v.keyed = true
+			return nil
+		case keyStored:
+			v.stored = true
+			return nil
+		case keyLost:
+			signal(s.lost)
+			return overloaded("idempotency keys are being rebuilt from the log; try again shortly")
+		}
+		if b.Wait(ctx) != nil {
+			return errPending
+		}
+	}
+}
+
+// releaseKey frees the key claim of a vote refused before publishing.
+func (s *Service) releaseKey(ctx context.Context, v *vote) {
+	if !v.keyed {
+		return
+	}
+	v.keyed = false
+	if err := s.keys.Finish(ctx, v.id, time.Time{}, false); err != nil {
+		s.cfg.Logger.Warn("ingest: release idempotency key", "err", err)
+	}
 }

@@ -27,10 +27,19 @@
 //     lost data, to rebuild it while votes of deduplicated polls wait.
 //   - purge.go: the erasure of a purged poll's votes from the log and of
 //     its voters from the registry.
+//   - resolve.go: the outcome of a message whose acknowledgement did not
+//     come in time, learned by publishing it again under the same message
+//     ID, or by finding it in the log: a 503 always means "not stored".
+//   - claims.go: with a durable registry, the ingest nodes' shared reader
+//     of the log, which commits the claims of stored votes whose node died
+//     before committing them.
 //   - identity.go: voter keys and vote IDs, the keyed hashes behind them,
 //     and voter tokens (signed, with a subject, and an exp at most
 //     Config.MaxTokenTTL ahead).
 //   - enrich.go: the country and device class recorded with each vote.
+//   - keys.go: the Keys registry contract, the idempotency keys of the
+//     votes stored within the window, so that a retry is the same vote;
+//     keys_memory.go (the default) and keys_redis.go implement it.
 //   - voters.go: the Voters registry contract; voters_memory.go (the
 //     default) and voters_redis.go (shared between ingest nodes) implement it.
 //   - ratelimit.go: the Limiter contract; ratelimit_memory.go (the default)

@@ -15,7 +15,7 @@ import (
 //   - A vote arriving while nothing of its poll is in flight is published at
 //     once by its own goroutine: no timer, no added latency at low load.
 //   - While messages the committer published for a poll are in flight
-//     (published, not yet answered), the poll's packable votes that arrive
+//     (published, not yet answered), the poll's votes that arrive
 //     wait in its queue. When every one of those messages is answered, the
 //     whole queue goes to the log at once, in as few packs as packLen allows,
 //     and the poll is in flight again until they are answered.
@@ -29,8 +29,8 @@ import (
 //   - Queued votes count against MaxPending: a vote that would queue past it
 //     is refused 503 overloaded at once.
 //
-// Votes outside packs (see packable) are published on their own, as before,
-// and are not held back by a poll's messages in flight.
+// Votes with an idempotency key join packs like the others: the key
+// registry (keys.go), not the log's message-ID window, recognises a retry.
 type committer struct {
 	s *Service
 	// ctx ends with the service: queued votes are then refused.
@@ -58,18 +58,11 @@ type packQueue struct {
 	sent  chan struct{} // closed once the votes were handed to the log (published, or refused)
 }
 
-// packable reports whether v may share a log message with other votes.
-// A vote with an idempotency key is a message of its own: the log's
-// message-ID deduplication is what recognises its retry.
-func packable(v *vote) bool {
-	return v.msgID == ""
-}
-
 func newCommitter(ctx context.Context, s *Service) *committer {
 	return &committer{s: s, ctx: ctx, polls: map[string]*pollLine{}}
 }
 
-// submit sends vs, admitted packable votes of poll pollID, to the log: at
+// submit sends vs, admitted votes of poll pollID, to the log: at
 // once when nothing of the poll is in flight, else into the poll's queue.
 // The caller then calls wait for each vote before await.
 func (c *committer) submit(ctx context.Context, pollID string, vs []*vote) {
@@ -159,7 +152,7 @@ func (c *committer) send(ctx context.Context, vs []*vote) []*logAck {
 func (c *committer) flush(pollID string, l *pollLine, acks []*logAck) {
 	for {
 		for _, a := range acks {
-			a.wait(c.ctx.Done())
+			c.s.wait(a, c.ctx.Done())
 		}
 		if c.hold != nil {
 			select {

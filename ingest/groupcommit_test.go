@@ -376,10 +376,10 @@ func TestGroupCommitRespectsMaxPending(t *testing.T) {
 	}
 }
 
-// TestKeyedVotesStayOutOfPacks: a vote with an idempotency key is a
-// message of its own, published at once even while its poll has a message
-// in flight, and its retry is recognised by the log.
-func TestKeyedVotesStayOutOfPacks(t *testing.T) {
+// TestKeyedVotesJoinPacks: votes with idempotency keys wait with the others
+// and share the next message; a retry of one of them is recognised by the
+// key registry and adds nothing to the log.
+func TestKeyedVotesJoinPacks(t *testing.T) {
 	e := newSyncedEnv(t)
 	s := e.service(t)
 	release := ingest.HoldGroupCommit(s)
@@ -389,19 +389,34 @@ func TestKeyedVotesStayOutOfPacks(t *testing.T) {
 	if _, err := vote(s, ctx, p.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	keyed := ingest.Request{PollID: p.ID, Options: []string{"b"}, IdempotencyKey: "k1"}
-	acc, err := s.Vote(ctx, keyed)
-	if err != nil {
-		t.Fatalf("a keyed vote while the poll has a message in flight: %v", err)
+	type answer struct {
+		acc ingest.Accepted
+		err error
 	}
-	again, err := s.Vote(ctx, keyed)
-	if err != nil || again.VoteID != acc.VoteID {
-		t.Fatalf("retry = %+v, %v; want vote %s", again, err, acc.VoteID)
+	answers := make(chan answer, 2)
+	for _, key := range []string{"k1", "k2"} {
+		go func() {
+			acc, err := s.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"b"}, IdempotencyKey: key})
+			answers <- answer{acc, err}
+		}()
 	}
+	testsvc.Eventually(t, 10*time.Second, "both keyed votes to queue", func() bool { return ingest.GroupCommitQueued(s) == 2 })
 	release()
+	ids := map[string]bool{}
+	for range 2 {
+		a := <-answers
+		if a.err != nil {
+			t.Fatalf("a keyed vote: %v", a.err)
+		}
+		ids[a.acc.VoteID] = true
+	}
+	again, err := s.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"b"}, IdempotencyKey: "k1"})
+	if err != nil || !ids[again.VoteID] {
+		t.Fatalf("retry = %+v, %v; want one of the vote IDs %v", again, err, ids)
+	}
 	msgs := readLog(t, e.js)
-	if len(msgs) != 2 || len(votesIn(t, msgs)) != 2 {
-		t.Fatalf("%d log messages, want 2 single votes", len(msgs))
+	if len(msgs) != 2 || len(votesIn(t, msgs)) != 3 {
+		t.Fatalf("%d log messages holding %d votes, want 2 holding 3 (a lone vote, then a pack of the keyed two)", len(msgs), len(votesIn(t, msgs)))
 	}
 }
 

@@ -30,8 +30,9 @@ type Config struct {
 	// Limiter enforces VoteRate. Zero value means a MemoryLimiter; use a
 	// RedisLimiter to share the limit between ingest nodes.
 	Limiter Limiter
-	// PublishTimeout bounds the wait for the log's acknowledgement; past it
-	// the vote is answered 503 overloaded. Zero value means 5s.
+	// PublishTimeout bounds the wait for the log's acknowledgement of one
+	// attempt; past it the outcome is learned by publishing the message
+	// again (see resolve.go). Zero value means 5s.
 	PublishTimeout time.Duration
 	// MaxPending caps the votes awaiting the log's acknowledgement; past it
 	// votes are answered 503 overloaded instead of queueing. Zero value means 16384.
@@ -40,6 +41,10 @@ type Config struct {
 	// rebuilt from the log by Rebuild; use RedisVoters to share it between
 	// ingest nodes.
 	Voters Voters
+	// Keys is the registry of idempotency keys. Zero value means a
+	// MemoryKeys with the default window, rebuilt from the log with the
+	// voters; use RedisKeys with RedisVoters.
+	Keys Keys
 	// Region tags every vote with the deployment region of this node. Zero value means "local".
 	Region string
 	// Logger receives operational messages. Zero value means slog.Default().
@@ -105,13 +110,14 @@ type Service struct {
 	js      jetstream.JetStream
 	cat     *poll.Catalog
 	voters  Voters
+	keys    Keys
 	lim     Limiter
 	hash    *hasher
 	cfg     Config
 	m       *metrics
 	rebuilt atomic.Bool
 	lost    chan struct{} // a claim found the registry lost: check it now
-	gc      *committer    // group commit of packable votes
+	gc      *committer    // group commit of every vote
 
 	logs      *logState   // whether the log refuses writes (logstate.go)
 	probeMade atomic.Bool // the probe stream exists
@@ -119,6 +125,11 @@ type Service struct {
 	rememberMu sync.Mutex
 	remembered []voterVote // Remember's buffer, reused
 
+	dupWindow  atomic.Int64 // the stream's duplicate window, read at Rebuild
+	claimsOnce sync.Once    // starts commitClaims
+	abandon    bool         // tests: leave claims of stored votes pending, as a crash would
+
+	life   context.Context // ends with Close: background work stops
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -135,6 +146,9 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 	cfg.LogProbe = cmp.Or(cfg.LogProbe, time.Second)
 	if cfg.Voters == nil {
 		cfg.Voters = NewMemoryVoters()
+	}
+	if cfg.Keys == nil {
+		cfg.Keys = NewMemoryKeys(KeysConfig{})
 	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	if cfg.VoteRate < 0 {
@@ -162,7 +176,7 @@ func New(nc *nats.Conn, cat *poll.Catalog, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, hash: newHasher(secret), cfg: cfg, m: m, cancel: cancel,
+	s := &Service{nc: nc, js: js, cat: cat, voters: cfg.Voters, keys: cfg.Keys, hash: newHasher(secret), cfg: cfg, m: m, life: ctx, cancel: cancel,
 		lost: make(chan struct{}, 1), logs: logs}
 	s.gc = newCommitter(ctx, s)
 	s.wg.Go(func() { s.watchLog(ctx) })
@@ -201,12 +215,8 @@ func (s *Service) Vote(ctx context.Context, req Request) (Accepted, error) {
 func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote {
 	v := &vote{}
 	s.prepare(ctx, v, req, now, &derived{})
-	switch {
-	case v.err != nil || v.stored:
-	case packable(v):
+	if v.err == nil && !v.stored {
 		s.gc.submit(ctx, v.rec.PollID, []*vote{v})
-	default:
-		s.publish(ctx, []*vote{v})
 	}
 	return v
 }
@@ -214,34 +224,51 @@ func (s *Service) start(ctx context.Context, req *Request, now time.Time) *vote 
 // VoteBatch admits a batch of votes, publishing them together and waiting
 // for all acknowledgements; outcomes are in request order.
 //
-// The votes of one poll that carry no idempotency key go to the log as one
-// message (a pack, up to votelog.MaxPack votes), with the other votes of
-// the poll waiting at that moment (group commit): the log's cost is per
-// message. A vote with a key is a message of its own, whose ID lets the
-// log recognise a retry; a keyless vote has a new ID whatever happens, so
-// there is no retry to recognise, packed or not. A pack is stored or not
-// as a whole, and so are the answers to its votes.
+// The votes of one poll go to the log as one message (a pack, up to
+// votelog.MaxPack votes), with the other votes of the poll waiting at that
+// moment (group commit): the log's cost is per message. A pack is stored
+// or not as a whole, and so are the answers to its votes. Votes with an
+// idempotency key share packs too: the key registry recognises their
+// retries, and a key used twice in one batch is one vote, answered twice.
 func (s *Service) VoteBatch(ctx context.Context, reqs []Request) []Outcome {
 	now := time.Now()
 	votes := make([]vote, len(reqs))
 	var (
 		packs packer
 		d     derived
+		same  map[voteID]int // a keyed vote's first place in the batch
+		first []int          // first[i] = j: vote i is vote j again, j < i
 	)
 	for i := range reqs {
 		v := &votes[i]
+		if reqs[i].IdempotencyKey != "" {
+			if id, err := s.voteIDFor(reqs[i].PollID, reqs[i].IdempotencyKey); err == nil {
+				if j, ok := same[id]; ok {
+					if first == nil {
+						first = make([]int, len(reqs))
+					}
+					first[i] = j + 1
+					continue
+				}
+				if same == nil {
+					same = map[voteID]int{}
+				}
+				same[id] = i
+			}
+		}
 		s.prepare(ctx, v, &reqs[i], now, &d)
-		switch {
-		case v.err != nil || v.stored:
-		case !packable(v):
-			s.publish(ctx, []*vote{v})
-		default:
+		if v.err == nil && !v.stored {
 			packs.add(v)
 		}
 	}
 	s.publishPacks(ctx, &packs)
 	out := make([]Outcome, len(reqs))
 	for i := range votes {
+		if first != nil && first[i] > 0 {
+			out[i] = out[first[i]-1]
+			s.observe(out[i].Err)
+			continue
+		}
 		v := &votes[i]
 		s.gc.wait(ctx, v)
 		s.await(ctx, v)

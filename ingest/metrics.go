@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	accepted prometheus.Counter
 	rejected *prometheus.CounterVec
+	unknown  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -22,9 +23,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pollcast_votes_rejected_total", Help: "Votes refused, by API error code.",
 		}, []string{"code"}),
+		unknown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pollcast_vote_outcomes_unknown_total", Help: "Log messages whose acknowledgement did not come in time, whose outcome ingest then learned.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.accepted, m.rejected} {
+		for _, c := range []prometheus.Collector{m.accepted, m.rejected, m.unknown} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("ingest: metrics: %w", err)
 			}

@@ -14,12 +14,17 @@ import (
 // publish sends prepared votes of one poll to the log as one message
 // without waiting for the ack: they share its future. A vote the log
 // cannot take is settled and refused at once.
+//
+// Every message carries an ID chosen before the first attempt (a keyed
+// single vote's vote ID, an internal ID otherwise), so that an attempt
+// whose answer is lost can be repeated without storing the votes twice
+// (see resolve).
 func (s *Service) publish(ctx context.Context, vs []*vote) {
-	msg := &nats.Msg{Subject: vs[0].subject, Data: encode(vs)}
-	var opts []jetstream.PublishOpt
-	if len(vs) == 1 && vs[0].msgID != "" {
-		opts = append(opts, jetstream.WithMsgID(vs[0].msgID))
+	id := vs[0].msgID
+	if len(vs) > 1 || id == "" {
+		id = newMsgID()
 	}
+	ack := &logAck{subject: vs[0].subject, data: encode(vs), msgID: id, first: time.Now(), done: make(chan struct{})}
 	fail := func(err *poll.Error) {
 		for _, v := range vs {
 			v.err = err
@@ -30,13 +35,13 @@ func (s *Service) publish(ctx context.Context, vs []*vote) {
 		fail(overloaded("the vote log is unreachable"))
 		return
 	}
-	fut, err := s.js.PublishMsgAsync(msg, opts...)
+	fut, err := s.js.PublishMsgAsync(ack.msg(), jetstream.WithMsgID(id))
 	if err != nil {
 		s.cfg.Logger.Warn("ingest: publish", "err", err)
 		fail(overloaded("the vote log is not keeping up"))
 		return
 	}
-	ack := &logAck{fut: fut, done: make(chan struct{})}
+	ack.fut = fut
 	for _, v := range vs {
 		v.ack = ack
 	}
@@ -56,7 +61,7 @@ func encode(vs []*vote) []byte {
 	return votelog.AppendMessage(make([]byte, 0, size+8), recs)
 }
 
-// packer groups the keyless votes of a batch by poll, the polls in the
+// packer groups the votes of a batch by poll, the polls in the
 // order they came, for publishPacks.
 type packer struct {
 	byPoll map[string][]*vote
@@ -100,23 +105,44 @@ func packLen(vs []*vote) int {
 
 // logAck is the log's answer to one message, which every vote in it waits
 // for. The future yields it once: the waiter that takes it shares it with
-// the others through done.
+// the others through done. When the answer does not come (a timeout, a
+// lost connection), that waiter starts resolve, which learns the outcome
+// and then closes done.
 type logAck struct {
-	fut    jetstream.PubAckFuture
-	done   chan struct{}
-	stored bool
-	err    error // why it was not stored
+	subject string
+	data    []byte
+	msgID   string
+	first   time.Time // when the first attempt was sent
+	fut     jetstream.PubAckFuture
+	done    chan struct{}
+	stored  bool
+	err     error // why it was not stored
+	unknown bool  // the service stopped before the outcome was learned
+}
+
+// msg returns a new message with the log message's subject and bytes.
+func (a *logAck) msg() *nats.Msg {
+	return &nats.Msg{Subject: a.subject, Data: a.data}
 }
 
 // wait waits for the answer until stop is closed, and reports whether it
 // came.
-func (a *logAck) wait(stop <-chan struct{}) bool {
+func (s *Service) wait(a *logAck, stop <-chan struct{}) bool {
 	select {
 	case <-a.done:
 	case <-a.fut.Ok():
 		a.stored = true
 		close(a.done)
 	case err := <-a.fut.Err():
+		if !refused(err) {
+			s.wg.Go(func() { s.resolve(a, err) })
+			select {
+			case <-a.done:
+			case <-stop:
+				return false
+			}
+			break
+		}
 		a.err = err
 		close(a.done)
 	case <-stop:
@@ -125,35 +151,48 @@ func (a *logAck) wait(stop <-chan struct{}) bool {
 	return true
 }
 
-// await waits for the log's acknowledgement of a started vote.
+// await waits for the log's acknowledgement of a started vote. A vote
+// whose outcome is not known when ctx ends is settled in the background
+// once it is (settleLater), and answered with errPending, never with a
+// 503: it may be stored.
 func (s *Service) await(ctx context.Context, v *vote) {
 	if v.err != nil || v.stored {
 		return
 	}
-	if !v.ack.wait(ctx.Done()) {
-		// The vote may still be stored: the client retries with its
-		// idempotency key and gets the same answer. Its claim is settled
-		// by the log's own answer, not released now: a release would let
-		// the voter vote again while this vote is still landing.
-		v.err = overloaded("gave up waiting for the vote log")
+	if !s.wait(v.ack, ctx.Done()) {
+		// The claim is settled by the outcome, not released now: a
+		// release would let the voter vote again while this vote may be
+		// landing.
+		v.err = errPending
 		s.wg.Go(func() { s.settleLater(v) })
 		return
 	}
-	s.noteLogAnswer(v.ack.err)
-	if !v.ack.stored {
+	switch {
+	case v.ack.unknown:
+		v.err = errPending
+		return // the claim stays: the outcome is unknown
+	case !v.ack.stored:
+		s.noteLogAnswer(v.ack.err)
 		v.err = s.notStored(v.ack.err)
+	default:
+		s.noteLogAnswer(nil)
+		if s.abandon {
+			return
+		}
 	}
 	s.finish(ctx, v, v.ack.stored)
 }
 
 // settleLater settles the claim of a vote nobody waits for any more, once
-// the log answers, or as not stored when it has not after PublishTimeout
-// (the publish itself has timed out by then).
+// its outcome is known. When the service stops first, the claim is left
+// as it is: a memory registry goes with the process and is rebuilt from
+// the log; a durable one's pending claim is committed by the reader of
+// the log if the vote is there, and expires otherwise.
 func (s *Service) settleLater(v *vote) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout+time.Second)
-	defer cancel()
-	stored := v.ack.wait(ctx.Done()) && v.ack.stored
-	s.finish(context.Background(), v, stored)
+	if !s.wait(v.ack, s.life.Done()) || v.ack.unknown {
+		return
+	}
+	s.finish(context.Background(), v, v.ack.stored)
 }
 
 // finish settles the voter's claim once the outcome is known. A registry
@@ -169,5 +208,10 @@ func (s *Service) finish(ctx context.Context, v *vote, stored bool) {
 	}
 	if err != nil {
 		s.cfg.Logger.Warn("ingest: settle voter claim", "err", err)
+	}
+	if v.keyed {
+		if err := s.keys.Finish(ctx, v.id, v.rec.Time, stored); err != nil {
+			s.cfg.Logger.Warn("ingest: settle idempotency key", "err", err)
+		}
 	}
 }

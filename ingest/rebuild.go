@@ -22,6 +22,9 @@ func (s *Service) Rebuild(ctx context.Context) error {
 // stream sequence seen to Remember (the tally's start-up read, so that the
 // log is read once): it reads only what follows.
 func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
+	if err := s.readWindow(ctx); err != nil {
+		return err
+	}
 	if s.voters.Durable() {
 		complete, err := s.voters.Complete(ctx)
 		if err != nil {
@@ -31,6 +34,9 @@ func (s *Service) RebuildAfter(ctx context.Context, seen uint64) error {
 			if err := s.rebuildDurable(ctx, false); err != nil {
 				return err
 			}
+		}
+		if err := s.startClaims(ctx); err != nil {
+			return err
 		}
 		s.rebuilt.Store(true) // the registry outlived the last process, or is rebuilt
 		return nil
@@ -174,7 +180,7 @@ func (s *Service) recordVoters(ctx context.Context, it jetstream.MessagesContext
 		at = meta.Sequence.Stream
 		// Done at the end as it was, or earlier when the rest was deleted.
 		done := at >= last || meta.NumPending == 0
-		if len(b.vs) >= voterBatchLen || done {
+		if len(b.vs) >= voterBatchLen || len(b.keys) >= voterBatchLen || done {
 			if err := b.flush(ctx); err != nil {
 				return err
 			}
@@ -197,31 +203,57 @@ type voterBatch struct {
 	rec  votelog.Record
 	rule pollRule
 	vs   []voterVote
+	keys []keyedVote
 }
 
-// add collects the voters of the votes of one log message.
+// add collects the voters and the idempotency keys of the votes of one
+// log message.
 func (b *voterBatch) add(data []byte) {
 	_ = b.dec.Each(&b.rec, data, func(_ int, err error) error {
-		if k, id, ok := b.s.voterOf(&b.rec, &b.rule); err == nil && ok {
+		if err != nil {
+			return nil
+		}
+		if k, id, ok := b.s.voterOf(&b.rec, &b.rule); ok {
 			b.vs = append(b.vs, voterVote{k, id})
+		}
+		if kv, ok := keyOf(&b.rec); ok {
+			b.keys = append(b.keys, kv)
 		}
 		return nil
 	})
 }
 
-// flush records the voters collected.
+// flush records the voters and keys collected.
 func (b *voterBatch) flush(ctx context.Context) error {
-	if len(b.vs) == 0 {
-		return nil
+	if len(b.vs) > 0 {
+		if err := b.s.voters.RecordMany(ctx, b.vs); err != nil {
+			return err
+		}
+		b.vs = b.vs[:0]
 	}
-	if err := b.s.voters.RecordMany(ctx, b.vs); err != nil {
-		return err
+	if len(b.keys) > 0 {
+		if err := b.s.keys.RecordMany(ctx, b.keys); err != nil {
+			return err
+		}
+		b.keys = b.keys[:0]
 	}
-	b.vs = b.vs[:0]
 	return nil
 }
 
-// Remember records the voters of logged votes, given in log order, in a
+// keyOf returns the keyed vote of a logged vote whose ID derives from an
+// idempotency key.
+func keyOf(r *votelog.Record) (keyedVote, bool) {
+	if !r.Keyed {
+		return keyedVote{}, false
+	}
+	id, err := parseVoteID(r.VoteID)
+	if err != nil {
+		return keyedVote{}, false
+	}
+	return keyedVote{id, r.Time}, true
+}
+
+// Remember records the voters and idempotency keys of logged votes, given in log order, in a
 // registry that does not outlive the process: a reader of the log that
 // this process runs anyway (the tally's start-up read) calls it, so that
 // RebuildAfter has only the rest to read. more is a hint: how many votes of
@@ -237,14 +269,23 @@ func (s *Service) Remember(ctx context.Context, rs []*votelog.Record, more uint6
 	s.rememberMu.Lock()
 	defer s.rememberMu.Unlock()
 	vs := s.remembered[:0]
-	var rule pollRule
+	var (
+		rule pollRule
+		keys []keyedVote
+	)
 	for _, r := range rs {
 		if k, id, ok := s.voterOf(r, &rule); ok {
 			vs = append(vs, voterVote{k, id})
 		}
+		if kv, ok := keyOf(r); ok {
+			keys = append(keys, kv)
+		}
 	}
 	s.remembered = vs
-	return s.voters.RecordMany(ctx, vs)
+	if err := s.voters.RecordMany(ctx, vs); err != nil {
+		return err
+	}
+	return s.keys.RecordMany(ctx, keys)
 }
 
 // pollRule caches whether the registry keeps the voters of the poll of the

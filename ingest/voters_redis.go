@@ -45,7 +45,9 @@ type RedisVotersConfig struct {
 	// Prefix starts every key. Zero value means "pollcast".
 	Prefix string
 	// PendingTTL is how long an unfinished claim holds a voter. It must be
-	// longer than the publish timeout. Zero value means 30s.
+	// longer than it takes to learn the outcome of a vote whose
+	// acknowledgement was lost: the stream's duplicate window (see
+	// resolve.go). Zero value means 3m.
 	PendingTTL time.Duration
 }
 
@@ -54,7 +56,7 @@ func NewRedisVoters(rdb redis.UniversalClient, cfg RedisVotersConfig) (*RedisVot
 	if rdb == nil {
 		return nil, errors.New("ingest: redis client is nil")
 	}
-	return &RedisVoters{rdb: rdb, prefix: cmp.Or(cfg.Prefix, "pollcast"), pending: cmp.Or(cfg.PendingTTL, 30*time.Second)}, nil
+	return &RedisVoters{rdb: rdb, prefix: cmp.Or(cfg.Prefix, "pollcast"), pending: cmp.Or(cfg.PendingTTL, 3*time.Minute)}, nil
 }
 
 // group returns the hash tag of k's group.

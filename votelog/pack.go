@@ -91,7 +91,7 @@ func framing(data []byte) ([][]byte, error) {
 // Size returns at least the length of r's encoding by Append, and at most
 // ten bytes more per field: for sizing buffers and packs without encoding.
 func (r *Record) Size() int {
-	n := 1 + binary.MaxVarintLen64 + binary.MaxVarintLen64 // version, time, option count
+	n := 2 + binary.MaxVarintLen64 + binary.MaxVarintLen64 // version, flags, time, option count
 	for _, f := range [...]string{r.VoteID, r.PollID, r.Region, r.Country, r.Device, r.Referrer} {
 		n += binary.MaxVarintLen64 + len(f)
 	}

@@ -9,7 +9,9 @@ import (
 
 // Record is one vote as stored in the log. It carries no raw identity: Voter
 // is a keyed hash of the voter (device id, token subject or client IP),
-// empty when the vote had none.
+// empty when the vote had none. Keyed says VoteID derives from the
+// client's idempotency key: a retry of the vote carries the same ID, and
+// ingest recognises it for a while after Time.
 type Record struct {
 	VoteID   string
 	PollID   string
@@ -20,10 +22,18 @@ type Record struct {
 	Country  string
 	Device   string
 	Referrer string
+	Keyed    bool
 }
 
+// A record is encoded as its version byte and its fields. Version 1 is the
+// first format; version 3 (2 is a pack, see pack.go) is a flags uvarint
+// followed by version 1's fields. Append writes version 1 for a record
+// with no flag set, so such records encode as they always did.
 const (
 	recordVersion  = 1
+	flagsVersion   = 3
+	flagKeyed      = 1 << 0
+	knownFlags     = flagKeyed
 	maxFieldLen    = 4096
 	maxRecordOpts  = 64
 	errRecordShort = "votelog: record truncated"
@@ -34,7 +44,11 @@ var ErrBadRecord = errors.New("votelog: bad record")
 
 // Append appends the encoding of r to b and returns the extended buffer.
 func (r *Record) Append(b []byte) []byte {
-	b = append(b, recordVersion)
+	if r.Keyed {
+		b = append(b, flagsVersion, flagKeyed)
+	} else {
+		b = append(b, recordVersion)
+	}
 	b = binary.AppendVarint(b, r.Time.UnixNano())
 	b = appendString(b, r.VoteID)
 	b = appendString(b, r.PollID)
@@ -136,7 +150,16 @@ func (d *Decoder) repeat(i int, b []byte) string {
 // have room.
 func decodeInto(r *Record, data []byte, d *Decoder) error {
 	dec := decoder{b: data}
-	if v := dec.byte(); v != recordVersion {
+	r.Keyed = false
+	switch v := dec.byte(); v {
+	case recordVersion:
+	case flagsVersion:
+		flags := dec.uvarint()
+		if flags&^knownFlags != 0 {
+			return fmt.Errorf("%w: unknown flags %#x", ErrBadRecord, flags)
+		}
+		r.Keyed = flags&flagKeyed != 0
+	default:
 		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
 	}
 	r.Time = time.Unix(0, dec.varint()).UTC()

@@ -2,6 +2,7 @@ package votelog
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"reflect"
 	"slices"
@@ -23,6 +24,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		}},
 		{"anonymous", Record{VoteID: "v2", PollID: "p2", Options: []string{"b"}, Time: time.Unix(0, 0).UTC()}},
 		{"unicode", Record{VoteID: "v3", PollID: "p3", Options: []string{"ä"}, Referrer: "例え.jp", Time: time.Unix(1, 0).UTC()}},
+		{"keyed", Record{VoteID: "v4", PollID: "p4", Options: []string{"a"}, Voter: []byte{1}, Time: time.Unix(2, 0).UTC(), Keyed: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -32,6 +34,37 @@ func TestRecordRoundTrip(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.rec) {
 				t.Fatalf("round trip:\n got %#v\nwant %#v", got, tt.rec)
+			}
+		})
+	}
+}
+
+// TestRecordGolden: the encodings of both record versions are fixed, and
+// a record without flags encodes as version 1 did before version 3
+// existed, so logs written before and after decode alike.
+func TestRecordGolden(t *testing.T) {
+	rec := Record{VoteID: "v1", PollID: "p1", Options: []string{"a", "c"}, Voter: []byte{1, 2}, Time: time.Unix(1700000000, 5).UTC(),
+		Region: "eu", Country: "DE", Device: "mobile", Referrer: "r.example"}
+	const v1 = "018a80d0e2c6bfce972f0276310270310201610163020102026575024445066d6f62696c6509722e6578616d706c65"
+	keyed := rec
+	keyed.Keyed = true
+	for _, tt := range []struct {
+		name string
+		rec  Record
+		hex  string
+	}{
+		{"version 1", rec, v1},
+		{"version 3, keyed", keyed, "0301" + v1[2:]},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hex.EncodeToString(tt.rec.Append(nil)); got != tt.hex {
+				t.Fatalf("encoding\n got %s\nwant %s", got, tt.hex)
+			}
+			data, _ := hex.DecodeString(tt.hex)
+			var d Decoder
+			var got Record
+			if err := d.Decode(&got, data); err != nil || !sameRecord(got, tt.rec) {
+				t.Fatalf("decode = %#v, %v", got, err)
 			}
 		})
 	}
@@ -49,7 +82,8 @@ func TestDecoderMatchesDecode(t *testing.T) {
 		{VoteID: "v3", PollID: "p1", Options: []string{"a", "b", "c"}, Voter: []byte("k"), Time: at.Add(time.Second),
 			Region: "eu", Country: "DE", Device: "mobile", Referrer: "news.example.com"},
 		{VoteID: "v4", PollID: "p3", Time: at, Referrer: strings.Repeat("r", maxInternLen+1)},
-		{VoteID: "v5", PollID: "p1", Options: []string{"ä"}, Voter: []byte("fedcba9876543210"), Time: at},
+		{VoteID: "v5", PollID: "p1", Options: []string{"ä"}, Voter: []byte("fedcba9876543210"), Time: at, Keyed: true},
+		{VoteID: "v6", PollID: "p1", Options: []string{"a"}, Time: at},
 	}
 	var d Decoder
 	var r Record
@@ -139,6 +173,8 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		{"huge length", []byte{recordVersion, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"too many options", []byte{recordVersion, 0, 0, 0, 0xff, 0x01}},
 		{"options cut short", []byte{recordVersion, 0, 0, 0, 0x3f, 1, 'a'}},
+		{"unknown flag", append([]byte{flagsVersion, 2}, valid[1:]...)},
+		{"flags cut short", []byte{flagsVersion}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +208,7 @@ func TestShardIsStable(t *testing.T) {
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add((&Record{VoteID: "v", PollID: "p", Options: []string{"a", "b"}, Voter: []byte{1, 2}, Time: time.Unix(7, 0)}).Append(nil))
 	f.Add([]byte{recordVersion})
+	f.Add((&Record{VoteID: "k", PollID: "p", Options: []string{"a"}, Time: time.Unix(8, 0), Keyed: true}).Append(nil))
 	f.Add([]byte{})
 	seen := (&Record{VoteID: "s", PollID: "p", Options: []string{"a", "b", "c"}, Voter: []byte("0123456789abcdef"),
 		Time: time.Unix(9, 0), Region: "eu", Country: "FR", Device: "mobile", Referrer: "r"}).Append(nil)

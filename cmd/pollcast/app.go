@@ -132,8 +132,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		icfg := ingest.Config{Shards: m.cfg.Shards, VoteRate: m.cfg.VoteRate, Region: m.cfg.Region, Logger: m.logger, Registerer: reg,
 			Voted: m.store.HasVoter, MaxTokenTTL: m.cfg.MaxTokenTTL}
+		keys := ingest.KeysConfig{Window: m.cfg.IdempotencyWindow}
+		icfg.Keys = ingest.NewMemoryKeys(keys)
 		if m.rdb != nil { // several ingest nodes: one voter registry and one rate limit for all
 			if icfg.Voters, err = ingest.NewRedisVoters(m.rdb, ingest.RedisVotersConfig{}); err != nil {
+				return err
+			}
+			if icfg.Keys, err = ingest.NewRedisKeys(m.rdb, ingest.RedisKeysConfig{KeysConfig: keys}); err != nil {
 				return err
 			}
 			icfg.Limiter = ingest.NewRedisLimiter(m.rdb, "", m.cfg.VoteRate)

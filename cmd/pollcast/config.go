@@ -51,6 +51,9 @@ type Config struct {
 	// Fsync is how often the embedded log flushes to disk; zero means
 	// always, before each acknowledgement (votelog.EmbeddedConfig).
 	Fsync time.Duration
+	// IdempotencyWindow is how long a retry with the same idempotency key
+	// is recognised as the same vote.
+	IdempotencyWindow time.Duration
 	// LivePingInterval and LivePingTimeout tune how soon a live socket that
 	// stopped answering is closed. Zero values mean the realtime defaults.
 	LivePingInterval, LivePingTimeout time.Duration
@@ -90,6 +93,7 @@ var settings = []setting{
 	{"log-format", "POLLCAST_LOG_FORMAT", "text", "text or json"},
 	{"shutdown-timeout", "POLLCAST_SHUTDOWN_TIMEOUT", "10s", "how long a graceful shutdown may take"},
 	{"public-url", "POLLCAST_PUBLIC_URL", "", "scheme and host users reach this server at (https://polls.example.com), for hosted-page links and own-page checks; default: each request's Host"},
+	{"idempotency-window", "POLLCAST_IDEMPOTENCY_WINDOW", "24h", "how long a retry with the same idempotency_key is the same vote, on any node and across restarts"},
 	{"pprof", "POLLCAST_PPROF", "", "address to serve Go's /debug/pprof profiles on (127.0.0.1:6060); default: off"},
 	{"body-read-timeout", "POLLCAST_BODY_READ_TIMEOUT", "10s", "how long a client may take to send a request body; a slower one gets 408 and the connection is closed"},
 	{"max-live-per-ip", "POLLCAST_MAX_LIVE_PER_IP", "500", "live connections (WebSocket and SSE together) one client address (IPv6: one /64) may hold on this node; 0 turns the cap off"},
@@ -172,6 +176,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	check("max-live-per-ip", err)
 	c.MaxTokenTTL, err = positiveDuration(*vals["max-token-ttl"])
 	check("max-token-ttl", err)
+	c.IdempotencyWindow, err = time.ParseDuration(*vals["idempotency-window"])
+	if err == nil && c.IdempotencyWindow < time.Minute {
+		err = errors.New("must be at least 1m")
+	}
+	check("idempotency-window", err)
 	for _, p := range strings.Split(*vals["trusted-proxies"], ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
