@@ -34,6 +34,11 @@ import (
 // during the copy; HasVoted asks the tally about such polls' voters, and
 // the tally's snapshot is exact.
 
+// ErrLogTrimmed is returned by a rebuild of the registry that needs votes
+// retention removed from the log: a memory registry without a snapshot
+// covering them, or a durable one that lost its data.
+var ErrLogTrimmed = errors.New("the log no longer holds the votes the voter registry needs (--log-retention removed them): restore the registry (Redis from its AOF, or a snapshot) to go on")
+
 // votersChunk is how many votes a snapshot writes or loads at a time.
 const votersChunk = 1 << 16
 

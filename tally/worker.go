@@ -122,6 +122,9 @@ func (t *Tally) follow(ctx context.Context, shard int) error {
 	if err != nil {
 		return fmt.Errorf("tally: watermark: %w", err)
 	}
+	if err := t.checkTrimmed(ctx, shard, mark); err != nil {
+		return err
+	}
 	st := t.shards[shard]
 	st.applied.Store(mark)
 	in, stop, err := t.consume(ctx, mark, votelog.ShardFilter(shard), t.cfg.BatchSize)
