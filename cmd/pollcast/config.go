@@ -51,6 +51,15 @@ type Config struct {
 	// LivePingInterval and LivePingTimeout tune how soon a live socket that
 	// stopped answering is closed. Zero values mean the realtime defaults.
 	LivePingInterval, LivePingTimeout time.Duration
+	// SnapshotInterval is how often the memory tally and voter registry
+	// are saved under Data/snapshots (and at shutdown). Zero means never:
+	// a restart reads the whole log.
+	SnapshotInterval time.Duration
+	// LogRetention is the age past which votes leave the log, once every
+	// fold saved them. Zero means the log keeps everything.
+	LogRetention time.Duration
+	// RetentionInterval is how often the log is trimmed. Zero means 1m.
+	RetentionInterval time.Duration
 }
 
 // setting is one row of the configuration table: a flag, its environment
@@ -76,6 +85,8 @@ var settings = []setting{
 	{"shutdown-timeout", "POLLCAST_SHUTDOWN_TIMEOUT", "10s", "how long a graceful shutdown may take"},
 	{"public-url", "POLLCAST_PUBLIC_URL", "", "scheme and host users reach this server at (https://polls.example.com), for hosted-page links and own-page checks; default: each request's Host"},
 	{"pprof", "POLLCAST_PPROF", "", "address to serve Go's /debug/pprof profiles on (127.0.0.1:6060); default: off"},
+	{"snapshot-interval", "POLLCAST_SNAPSHOT_INTERVAL", "1m", "how often the memory counters and voters are saved under --data (and at shutdown), so a restart reads only the log after them; 0 turns snapshots off"},
+	{"log-retention", "POLLCAST_LOG_RETENTION", "", "age past which votes leave the log once counters, voters and analytics saved them (720h); default: keep every vote"},
 }
 
 // parseConfig reads flags, then the environment for every flag not given.
@@ -163,6 +174,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	check("replicas", err)
 	check("roles", c.parseRoles(*vals["roles"]))
+	c.SnapshotInterval, err = time.ParseDuration(*vals["snapshot-interval"])
+	if err == nil && c.SnapshotInterval < 0 {
+		err = errors.New("must be 0 or more")
+	}
+	check("snapshot-interval", err)
+	check("log-retention", c.parseRetention(*vals["log-retention"]))
 
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -178,6 +195,27 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		check("data", errors.New("must not be empty"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// parseRetention reads --log-retention, once the roles, the stores and
+// the snapshot interval are known.
+func (c *Config) parseRetention(retention string) error {
+	if retention == "" {
+		return nil
+	}
+	var err error
+	if c.LogRetention, err = time.ParseDuration(retention); err != nil {
+		return err
+	}
+	switch {
+	case c.LogRetention <= 0:
+		return errors.New("want a positive duration such as 720h")
+	case !c.Roles["tally"] || !c.Roles["analytics"]:
+		return errors.New("set it on the processes running the tally and analytics roles, which know what they saved")
+	case len(c.Redis) == 0 && c.SnapshotInterval == 0:
+		return errors.New("the memory counters and voters come back from snapshots once old votes left the log: keep --snapshot-interval above 0")
+	}
+	return nil
 }
 
 // Roles a process can run.
