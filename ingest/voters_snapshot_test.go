@@ -89,3 +89,20 @@ func TestVotersSnapshotUnsettledClaim(t *testing.T) {
 		t.Fatal("a snapshot with a claim still unsettled")
 	}
 }
+
+// BenchmarkVotersSnapshotShardPause measures how long a snapshot holds one
+// shard of a registry of 1 M voters locked (the copy of the shard): the
+// longest a vote waits for a snapshot.
+func BenchmarkVotersSnapshotShardPause(b *testing.B) {
+	ctx := context.Background()
+	mv := NewMemoryVoters()
+	vs := make([]voterVote, 0, 1<<20)
+	for i := range 1 << 20 {
+		vs = append(vs, voterVote{key: voterKey{byte(i), byte(i >> 8), byte(i >> 16), 1, 2, 3, 4, 5}, id: voteID{byte(i), 9}})
+	}
+	_ = mv.RecordMany(ctx, vs)
+	var stored, pending []voterVote
+	for b.Loop() {
+		stored, pending = mv.shards[0].copyTo(stored[:0], pending[:0])
+	}
+}
