@@ -75,13 +75,14 @@ lint-js:
 	node_modules/.bin/eslint web/static && echo "lint-js: eslint clean"
 
 ## bench: the Go benchmarks of every package, then pollcast bench against a running node beside the bare net/http
-## baseline (scripts/bench.sh), then a restart on a log of REBUILD_VOTES votes; figures and method in BENCHMARKS.md
+## baseline (scripts/bench.sh), then restarts on a log of REBUILD_VOTES votes, without and with a snapshot; figures
+## and method in BENCHMARKS.md
 REBUILD_VOTES ?= 10000000
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	./scripts/bench.sh
 	@mkdir -p bench-results; echo "make bench: restart on a log of $(REBUILD_VOTES) votes (writing it first takes a while)"; \
-	POLLCAST_REBUILD_VOTES=$(REBUILD_VOTES) $(GO) test -count=1 -timeout 30m -run='^TestRebuildAtStart$$' -v ./cmd/pollcast \
+	POLLCAST_REBUILD_VOTES=$(REBUILD_VOTES) $(GO) test -count=1 -timeout 30m -run='^(TestRebuildAtStart|TestRestartFromSnapshot)$$' -v ./cmd/pollcast \
 		> bench-results/rebuild.log 2>&1; rc=$$?; grep -E 'rebuild_test|^(ok|FAIL|---)' bench-results/rebuild.log; exit $$rc
 
 ## clean: remove the binary and the default data directory

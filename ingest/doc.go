@@ -42,6 +42,8 @@
 //     keys_memory.go (the default) and keys_redis.go implement it.
 //   - voters.go: the Voters registry contract; voters_memory.go (the
 //     default) and voters_redis.go (shared between ingest nodes) implement it.
+//   - voters_snapshot.go: snapshots of the memory registry that cover the
+//     log up to a known sequence, and loading them.
 //   - ratelimit.go: the Limiter contract; ratelimit_memory.go (the default)
 //     and ratelimit_redis.go (shared between ingest nodes) implement it.
 //   - metrics.go: the counters of accepted and refused votes.

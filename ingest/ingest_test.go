@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -316,4 +317,74 @@ func TestRegistryKeepsOnlyVotersItNeeds(t *testing.T) {
 	}
 	check(s, "after the votes")
 	check(e.service(t), "after a rebuild")
+}
+
+// TestVotersSnapshotThenRebuildAfter: a registry loaded from a snapshot
+// taken while votes kept coming, then rebuilt from the log after the
+// sequence the snapshot covers, refuses every voter that was answered 202 —
+// before, during and after the snapshot.
+func TestVotersSnapshotThenRebuildAfter(t *testing.T) {
+	e := newEnv(t)
+	p := e.poll(t, poll.DedupeDevice)
+	ctx := context.Background()
+	first := e.service(t)
+	var accepted atomic.Int64
+	vote := func(i int) {
+		if _, err := first.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"a"}, Voter: fmt.Sprintf("d%d", i)}); err != nil {
+			t.Errorf("vote %d: %v", i, err)
+			return
+		}
+		accepted.Add(1)
+	}
+	for i := range 200 {
+		vote(i)
+	}
+	stop := make(chan struct{})
+	voting := make(chan struct{})
+	go func() { // votes while the snapshot is taken
+		defer close(voting)
+		for i := 200; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+				vote(i)
+			}
+		}
+	}()
+	testsvc.Eventually(t, 10*time.Second, "votes during the snapshot", func() bool { return accepted.Load() > 250 })
+	vs, err := first.SnapshotVoters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := vs.Write(ctx, &buf); err != nil {
+		t.Fatal(err)
+	}
+	testsvc.Eventually(t, 10*time.Second, "votes after the snapshot", func() bool { return accepted.Load() > int64(vs.Covered())+50 })
+	close(stop)
+	<-voting
+	n := int(accepted.Load())
+
+	mv := ingest.NewMemoryVoters()
+	covered, err := mv.LoadSnapshot(&buf, uint64(buf.Len()))
+	if err != nil || covered != vs.Covered() || covered < 250 {
+		t.Fatalf("loaded a snapshot covering %d (%v), want %d", covered, err, vs.Covered())
+	}
+	second, err := ingest.New(e.nc, e.cat, ingest.Config{Shards: 4, Voters: mv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(second.Close)
+	if err := second.RebuildAfter(ctx, covered); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := second.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"b"}, Voter: fmt.Sprintf("d%d", i)}); !errors.Is(err, poll.ErrAlreadyVoted) {
+			t.Fatalf("voter %d of %d voting again after the restart = %v, want already voted", i, n, err)
+		}
+	}
+	if _, err := second.Vote(ctx, ingest.Request{PollID: p.ID, Options: []string{"b"}, Voter: "new"}); err != nil {
+		t.Fatalf("a new voter: %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -141,6 +142,9 @@ func (s *Service) readVoters(ctx context.Context, seen uint64) (uint64, error) {
 	}
 	if last <= seen {
 		return seen, nil
+	}
+	if purged, err := votelog.PurgedBelow(ctx, s.js); err != nil || purged > seen+1 {
+		return 0, fmt.Errorf("ingest: rebuild: %w", cmp.Or(err, ErrLogTrimmed))
 	}
 	cons, err := votelog.Reader(ctx, s.js, seen, votelog.AllVotes)
 	if err != nil {

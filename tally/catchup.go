@@ -83,6 +83,9 @@ func (t *Tally) catchUpOnce(ctx context.Context) (counted int, err error) {
 	}
 	for shard, mark := range marks {
 		t.shards[shard].applied.Store(mark)
+		if err := t.checkTrimmed(ctx, shard, mark); err != nil {
+			return 0, err
+		}
 	}
 	if slices.Min(marks) >= end {
 		return 0, nil

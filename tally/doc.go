@@ -18,9 +18,14 @@
 // Config.DirectRead, which cmd sets for the memory store, an empty store
 // is read with batched direct gets instead of a consumer.
 //
-// MemoryStore is the default and is rebuilt from the log at start;
-// RedisStore is for several tally processes, which then share the shards
-// through leases (Config.Leases).
+// MemoryStore is the default and comes back at start from a snapshot
+// (MemoryStore.Snapshot, LoadSnapshot; cmd keeps the files) and the log
+// after it, or from the whole log; RedisStore is for several tally
+// processes, which then share the shards through leases (Config.Leases).
+//
+// With retention, the log loses votes every store saved: a shard that
+// would rebuild from the start of a trimmed log refuses (ErrLogTrimmed)
+// instead of counting only what is left.
 //
 // The files:
 //
@@ -46,4 +51,9 @@
 //     slice of messages at a time.
 //   - store.go, store_memory.go, store_redis.go: the Store contract and its
 //     two implementations; voterset.go: the memory store's distinct voters.
+//   - snapshot.go: the memory store's snapshots: a consistent copy, its
+//     encoding, loading it, and the keyed hash of voter keys saved with it.
+//   - retention.go: what the shards still need of the log (a floor for
+//     votelog.Retain), idle shards' watermarks, and the refusal to rebuild
+//     from a trimmed log.
 package tally

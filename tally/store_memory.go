@@ -2,7 +2,6 @@ package tally
 
 import (
 	"context"
-	"hash/maphash"
 	"maps"
 	"sync"
 	"time"
@@ -13,17 +12,22 @@ import (
 // MemoryStore keeps counters in this process's memory: the store of the
 // single-process mode, and the default. It starts empty, so every shard is
 // rebuilt from the log at start (set Config.DirectRead with it, to rebuild
-// with direct reads); choose the Redis store when several tally
-// processes share the work or when a restart must not replay the log.
+// with direct reads), or from a snapshot (Snapshot, LoadSnapshot) and the
+// log after it; choose the Redis store when several tally processes share
+// the work.
 //
-// Distinct voters are kept as 64-bit hashes of their keys in a voterSet,
+// Distinct voters are kept as 64-bit keyed hashes of their keys (voterSeed) in a voterSet,
 // 11 to 21 bytes per voter: two voters of one poll are taken for one with a
 // probability near n²/2⁶⁵, one in 300,000 for ten million.
 //
 // Apply locks only its shard and, in turn, each poll it touches; Counts
 // locks only its poll. Both are safe for concurrent use.
 type MemoryStore struct {
-	seed maphash.Seed
+	seed voterSeed // keys the voter hashes; saved with snapshots
+
+	// snap is held shared by Apply and exclusively while a snapshot copies
+	// the store (see Snapshot): counters and watermarks are copied as one.
+	snap sync.RWMutex
 
 	mu      sync.RWMutex // guards polls (the map itself) and deleted
 	polls   map[string]*memPoll
@@ -52,7 +56,7 @@ type memPoll struct {
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{seed: maphash.MakeSeed(), polls: map[string]*memPoll{}, deleted: map[string]struct{}{}}
+	return &MemoryStore{seed: newVoterSeed(), polls: map[string]*memPoll{}, deleted: map[string]struct{}{}}
 }
 
 func (s *MemoryStore) shard(n int) *memShard {
@@ -73,6 +77,8 @@ func (s *MemoryStore) Watermark(_ context.Context, shard int) (uint64, error) {
 
 // Apply implements Store. It cannot fail but for ErrFenced.
 func (s *MemoryStore) Apply(_ context.Context, b Batch) error {
+	s.snap.RLock()
+	defer s.snap.RUnlock()
 	sh := s.shard(b.Shard)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -92,7 +98,7 @@ func (s *MemoryStore) Apply(_ context.Context, b Batch) error {
 			p.options[o] += n
 		}
 		for _, v := range d.Voters {
-			p.voters.add(maphash.Comparable(s.seed, v))
+			p.voters.add(s.seed.hash(v))
 		}
 		if d.At.After(p.updatedAt) {
 			p.updatedAt = d.At
@@ -138,7 +144,7 @@ func (s *MemoryStore) HasVoter(_ context.Context, pollID string, voter [16]byte)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.voters.has(maphash.Comparable(s.seed, voter)), nil
+	return p.voters.has(s.seed.hash(voter)), nil
 }
 
 // Counts implements Store. The counts are a copy.

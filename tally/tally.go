@@ -79,6 +79,7 @@ type Tally struct {
 	observed   atomic.Uint64 // the log up to here went through Config.Observe
 	direct     atomic.Uint64 // the start-up catch-up folded the log up to here with direct gets
 	noCatchUp  bool          // tests: let the shard workers rebuild alone
+	refusing   atomic.Bool   // a shard refuses to rebuild from a trimmed log (ErrLogTrimmed)
 	applied    prometheus.Counter
 	batches    prometheus.Counter
 
@@ -216,6 +217,9 @@ func (t *Tally) WaitCaughtUp(ctx context.Context) error {
 		}
 		if done {
 			return nil
+		}
+		if t.refusing.Load() {
+			return ErrLogTrimmed
 		}
 		select {
 		case <-ctx.Done():

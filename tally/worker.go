@@ -128,6 +128,9 @@ func (t *Tally) followFrom(ctx context.Context, shard int) error {
 		return err
 	}
 	mark = marks[0]
+	if err := t.checkTrimmed(ctx, shard, mark); err != nil {
+		return err
+	}
 	st := t.shards[shard]
 	st.applied.Store(mark)
 	in, stop, err := t.consume(ctx, mark, votelog.ShardFilter(shard), t.cfg.BatchSize)

@@ -5,7 +5,9 @@
 // encoding of a vote record in the log. The VOTES stream records the shard
 // count it was first started with (shards.go), a small probe stream tells
 // ingest when the server takes writes again after refusing votes
-// (probe.go), and a poll's votes can be erased from the log (purge.go).
+// (probe.go), a poll's votes can be erased from the log (purge.go), and
+// retention (retention.go) trims the log down to what every fold of it
+// saved, recording what was trimmed.
 //
 // Ingest writes records, tally and analytics read them; none of them knows
 // about the others, only about this layout.

@@ -55,6 +55,11 @@ type Main struct {
 	served  chan error
 	pprof   *http.Server
 
+	snaps         *snapshots         // memory mode: saves and loads the counters and voters
+	snapLoaded    string             // the snapshot this start loaded, if any
+	stopRetention context.CancelFunc // stops the log's retention loop
+	retention     sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -119,8 +124,19 @@ func (m *Main) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ready := []web.Check{{Name: "catalog", Check: m.catalog.Ping}}
 
-	m.store, err = m.tallyStore()
-	if err != nil {
+	// Memory mode: counters and voters come back from the newest snapshot,
+	// and only the log after it is read.
+	var snap loaded
+	if len(m.cfg.Redis) == 0 && m.cfg.SnapshotInterval > 0 && roles["tally"] && roles["ingest"] {
+		if m.snaps, err = m.openSnapshots(js); err != nil {
+			return err
+		}
+		snap, _ = m.snaps.load()
+		m.snapLoaded = snap.path
+	}
+	if snap.store != nil {
+		m.store = snap.store
+	} else if m.store, err = m.tallyStore(); err != nil {
 		return err
 	}
 	ready = append(ready, web.Check{Name: "tally", Check: m.store.Ping})
@@ -142,6 +158,8 @@ func (m *Main) Run(ctx context.Context) error {
 				return err
 			}
 			icfg.Limiter = ingest.NewRedisLimiter(m.rdb, "", m.cfg.VoteRate)
+		} else if snap.voters != nil {
+			icfg.Voters = snap.voters
 		}
 		if m.ingest, err = ingest.New(ncIngest, m.catalog, icfg); err != nil {
 			return err
@@ -155,7 +173,8 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := m.startTally(ctx, js, ncMain, reg); err != nil {
 			return err
 		}
-		seen = m.tally.Observed()
+		seen = max(m.tally.Observed(), snap.covered)
+		ready = append(ready, web.Check{Name: "tally-log", Check: m.tally.Ready})
 	}
 	if m.ingest != nil {
 		if err := m.ingest.RebuildAfter(ctx, seen); err != nil {
@@ -179,6 +198,12 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.sink.Start()
+	}
+	if m.snaps != nil {
+		m.snaps.start()
+	}
+	if err := m.startRetention(js); err != nil {
+		return err
 	}
 	if roles["realtime"] {
 		m.hub, err = realtime.NewHub(ncMain, m.catalog, m.store.Counts, realtime.HubConfig{
@@ -346,8 +371,17 @@ func (m *Main) close() error {
 	if m.ingest != nil {
 		m.ingest.Close()
 	}
+	if m.stopRetention != nil {
+		m.stopRetention()
+		m.retention.Wait()
+	}
 	if m.tally != nil {
 		m.tally.Close()
+	}
+	if m.snaps != nil {
+		if err := m.snaps.close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if m.sink != nil {
 		m.sink.Close()

@@ -68,6 +68,15 @@ type Config struct {
 	MaxTokenTTL time.Duration
 	// PurgeTimeout bounds a purge of a poll. Zero value means web's default.
 	PurgeTimeout time.Duration
+	// SnapshotInterval is how often the memory tally and voter registry
+	// are saved under Data/snapshots (and at shutdown). Zero means never:
+	// a restart reads the whole log.
+	SnapshotInterval time.Duration
+	// LogRetention is the age past which votes leave the log, once every
+	// fold saved them. Zero means the log keeps everything.
+	LogRetention time.Duration
+	// RetentionInterval is how often the log is trimmed. Zero means 1m.
+	RetentionInterval time.Duration
 }
 
 // setting is one row of the configuration table: a flag, its environment
@@ -98,6 +107,8 @@ var settings = []setting{
 	{"body-read-timeout", "POLLCAST_BODY_READ_TIMEOUT", "10s", "how long a client may take to send a request body; a slower one gets 408 and the connection is closed"},
 	{"max-live-per-ip", "POLLCAST_MAX_LIVE_PER_IP", "500", "live connections (WebSocket and SSE together) one client address (IPv6: one /64) may hold on this node; 0 turns the cap off"},
 	{"max-token-ttl", "POLLCAST_MAX_TOKEN_TTL", "24h", "how far ahead of now a voter token's exp may lie; tokens without exp are refused"},
+	{"snapshot-interval", "POLLCAST_SNAPSHOT_INTERVAL", "1m", "how often the memory counters and voters are saved under --data (and at shutdown), so a restart reads only the log after them; 0 turns snapshots off"},
+	{"log-retention", "POLLCAST_LOG_RETENTION", "", "age past which votes leave the log once counters, voters and analytics saved them (720h); default: keep every vote"},
 }
 
 // parseConfig reads flags, then the environment for every flag not given.
@@ -204,6 +215,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	check("replicas", err)
 	check("roles", c.parseRoles(*vals["roles"]))
+	c.SnapshotInterval, err = time.ParseDuration(*vals["snapshot-interval"])
+	if err == nil && c.SnapshotInterval < 0 {
+		err = errors.New("must be 0 or more")
+	}
+	check("snapshot-interval", err)
+	check("log-retention", c.parseRetention(*vals["log-retention"]))
 
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -240,6 +257,27 @@ func parseFsync(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q: want always or an interval such as 1s or 2m", v)
 	}
 	return d, nil
+}
+
+// parseRetention reads --log-retention, once the roles, the stores and
+// the snapshot interval are known.
+func (c *Config) parseRetention(retention string) error {
+	if retention == "" {
+		return nil
+	}
+	var err error
+	if c.LogRetention, err = time.ParseDuration(retention); err != nil {
+		return err
+	}
+	switch {
+	case c.LogRetention <= 0:
+		return errors.New("want a positive duration such as 720h")
+	case !c.Roles["tally"] || !c.Roles["analytics"]:
+		return errors.New("set it on the processes running the tally and analytics roles, which know what they saved")
+	case len(c.Redis) == 0 && c.SnapshotInterval == 0:
+		return errors.New("the memory counters and voters come back from snapshots once old votes left the log: keep --snapshot-interval above 0")
+	}
+	return nil
 }
 
 // Roles a process can run.

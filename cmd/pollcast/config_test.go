@@ -115,6 +115,20 @@ func TestParseConfig(t *testing.T) {
 		{"fsync empty", []string{"--fsync", ""}, env(), "--fsync", nil},
 		{"fsync bad env", nil, env("POLLCAST_FSYNC", "sometimes"), "--fsync", nil},
 		{"fsync interval with nats", []string{"--fsync", "1s", "--nats", "nats://n:4222"}, env(), "--fsync: sets the embedded log's flushes only", nil},
+		{"snapshots and retention", nil, env("POLLCAST_LOG_RETENTION", "720h"), "", func(t *testing.T, c Config) {
+			if c.SnapshotInterval != time.Minute || c.LogRetention != 720*time.Hour {
+				t.Fatalf("snapshot interval %v, retention %v", c.SnapshotInterval, c.LogRetention)
+			}
+		}},
+		{"no retention by default", nil, env(), "", func(t *testing.T, c Config) {
+			if c.LogRetention != 0 {
+				t.Fatalf("retention %v", c.LogRetention)
+			}
+		}},
+		{"bad snapshot interval", []string{"--snapshot-interval", "-1s"}, env(), "--snapshot-interval", nil},
+		{"bad retention", []string{"--log-retention", "a month"}, env(), "--log-retention", nil},
+		{"retention without snapshots", []string{"--log-retention", "24h", "--snapshot-interval", "0"}, env(), "--snapshot-interval above 0", nil},
+		{"retention without the tally", []string{"--roles", "ingest,realtime,web", "--nats", "nats://n", "--redis", "redis://r", "--clickhouse", "clickhouse://c:9000/p", "--log-retention", "24h"}, env(), "tally and analytics", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -146,3 +146,66 @@ func writeLog(t *testing.T, dir string, n, shards, polls int) []string {
 	}
 	return ids
 }
+
+// TestRestartFromSnapshot measures a restart with snapshots on a log of
+// POLLCAST_REBUILD_VOTES votes (1,000,000 and 10,000,000 for the published
+// figures: the second must take at most 3 s and be within 20% of the
+// first). The first start reads the whole log and saves a snapshot as it
+// stops; the next two load it and read only what follows it. Each start
+// must count every vote. Skipped unless the variable is set.
+func TestRestartFromSnapshot(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("POLLCAST_REBUILD_VOTES"))
+	if n <= 0 {
+		t.Skip("set POLLCAST_REBUILD_VOTES to measure a restart from a snapshot (make bench does)")
+	}
+	dir := os.Getenv("POLLCAST_REBUILD_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	const shards, polls = 16, 20
+	ids := writeLog(t, filepath.Join(dir, "nats"), n, shards, polls)
+	if err := os.RemoveAll(filepath.Join(dir, "snapshots")); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 3; run++ {
+		cfg := Config{
+			Addr: "127.0.0.1:0", Data: dir, Shards: shards, Region: "bench", SnapshotInterval: time.Hour,
+			AdminKey: testAdminKey, ShutdownTimeout: 10 * time.Second, LogLevel: "warn", LogFormat: "text",
+		}
+		m := NewMain(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})), io.Discard)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		start, cpu := time.Now(), testsvc.CPUTime()
+		err := m.Run(ctx)
+		took, cpu := time.Since(start), testsvc.CPUTime()-cpu
+		cancel()
+		if err != nil {
+			m.Close()
+			t.Fatalf("start: %v", err)
+		}
+		a := &app{Main: m, t: t, url: "http://" + m.Addr(), client: &http.Client{Timeout: 30 * time.Second}}
+		var total int64
+		for _, id := range ids {
+			total += a.total(id)
+		}
+		from := m.snapLoaded
+		saveStart := time.Now()
+		if err := m.Close(); err != nil { // saves the snapshot the next start loads
+			t.Fatal(err)
+		}
+		if total != int64(n) {
+			t.Fatalf("start %d: results count %d votes, the log holds %d", run, total, n)
+		}
+		switch {
+		case run == 1 && from != "":
+			t.Fatalf("start 1 loaded %s, want a read of the whole log", from)
+		case run > 1 && from == "":
+			t.Fatalf("start %d loaded no snapshot", run)
+		}
+		name := "none"
+		if from != "" {
+			name = filepath.Base(from)
+		}
+		t.Logf("start %d (snapshot: %s): %d logged votes counted in %v, %v of CPU; stop with a snapshot took %v",
+			run, name, n, took.Round(time.Millisecond), cpu.Round(10*time.Millisecond), time.Since(saveStart).Round(time.Millisecond))
+	}
+}

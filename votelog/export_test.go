@@ -1,0 +1,4 @@
+package votelog
+
+// FirstSince exposes firstSince to the external tests.
+var FirstSince = firstSince
