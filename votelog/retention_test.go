@@ -12,7 +12,7 @@ import (
 	"github.com/pollcast/pollcast/votelog"
 )
 
-// publish publishes n messages on shard's subject and returns the sequence of the last.
+// publishN publishes n messages on shard's subject and returns the sequence of the last.
 func publishN(tb testing.TB, js jetstream.JetStream, shard, n int) uint64 {
 	tb.Helper()
 	var last uint64
