@@ -17,7 +17,10 @@
 // bounds and the checksum over the whole file before anything is read
 // from it, so that a torn, truncated or corrupt file is refused, never
 // trusted. A reader skips sections of kinds it does not know: a new kind
-// of section needs no new version.
+// of section needs no new version. A kind whose payload changes shape
+// needs one (Version): files of another version are refused (ErrVersion)
+// like damaged ones, and a restart falls back on an older file or the
+// whole log.
 //
 // Save writes to a temporary file in the directory, syncs it, renames it
 // into place and syncs the directory: a crash leaves the old files and at

@@ -30,8 +30,10 @@ const (
 	KindVoters Kind = 2
 )
 
-// Version is the version of the format written.
-const Version = 1
+// Version is the version of the format written, and the only one read: it
+// changes when a kind's payload changes in a way a reader of the old one
+// would misread.
+const Version = 2
 
 var (
 	magic    = [8]byte{'P', 'C', 'S', 'N', 'A', 'P', '\r', '\n'}
@@ -48,6 +50,10 @@ const (
 // ErrCorrupt is returned by Open for a file that is not a whole, intact
 // snapshot: torn, truncated, altered, or of another format.
 var ErrCorrupt = errors.New("snapshot: corrupt or incomplete file")
+
+// ErrVersion is returned by Open for a snapshot file of another Version:
+// intact perhaps, but not readable by this build.
+var ErrVersion = errors.New("snapshot: a file of another format version")
 
 // Section is one section to write: Write writes its payload.
 type Section struct {
@@ -266,7 +272,7 @@ func parseHeader(b []byte) (header, error) {
 		return header{}, fmt.Errorf("%w: not a snapshot file", ErrCorrupt)
 	}
 	if v := binary.LittleEndian.Uint32(b[8:]); v != Version {
-		return header{}, fmt.Errorf("%w: version %d, this build reads %d", ErrCorrupt, v, Version)
+		return header{}, fmt.Errorf("%w: version %d, this build reads %d", ErrVersion, v, Version)
 	}
 	return header{
 		created: time.Unix(0, int64(binary.LittleEndian.Uint64(b[16:]))),
@@ -300,7 +306,8 @@ type Snapshot struct {
 }
 
 // Open opens a snapshot file and verifies it whole: an error wrapping
-// ErrCorrupt means the file is damaged and must not be used.
+// ErrCorrupt means the file is damaged, one wrapping ErrVersion that it is
+// of another format version; neither must be used.
 func Open(path string) (*Snapshot, error) {
 	f, err := os.Open(path)
 	if err != nil {

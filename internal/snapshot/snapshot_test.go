@@ -1,7 +1,10 @@
 package snapshot
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -115,8 +118,46 @@ func TestOpenRefusesDamage(t *testing.T) {
 	for i := range good {
 		b := append([]byte(nil), good...)
 		b[i] ^= 0x10
-		if err := try(b); !errors.Is(err, ErrCorrupt) {
+		// A flipped version byte names another version: refused as well.
+		if err := try(b); !errors.Is(err, ErrCorrupt) && !(i >= 8 && i < 12 && errors.Is(err, ErrVersion)) {
 			t.Fatalf("byte %d flipped: %v", i, err)
+		}
+	}
+}
+
+// TestOpenRefusesOtherVersions: an intact file of another format version
+// (its checksum right) is refused with ErrVersion, and Need leaves it out:
+// it cannot be loaded.
+func TestOpenRefusesOtherVersions(t *testing.T) {
+	dir := t.TempDir()
+	d, err := OpenDir(dir, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := saveOne(t, d, 20, "counters")
+	b, err := os.ReadFile(current)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []uint32{Version - 1, Version + 1} {
+		binary.LittleEndian.PutUint32(b[8:], v)
+		binary.LittleEndian.PutUint64(b[24:], 5) // a lower need, which must not count
+		binary.LittleEndian.PutUint32(b[len(b)-8:], crc32.Checksum(b[:len(b)-8], castagn))
+		other := filepath.Join(dir, fmt.Sprintf("snapshot-%020d.pcs", v)) // older than current by its name
+		if err := os.WriteFile(other, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Open(other); !errors.Is(err, ErrVersion) {
+			if err == nil {
+				s.Close()
+			}
+			t.Fatalf("a file of version %d: Open = %v, want %v", v, err, ErrVersion)
+		}
+		if need, ok := d.Need(); !ok || need != 20 {
+			t.Fatalf("Need beside a file of version %d = %d, %v; want 20 of the current file", v, need, ok)
+		}
+		if err := os.Remove(other); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
