@@ -56,6 +56,7 @@ type StoreSnapshot struct {
 
 type pollCopy struct {
 	id                        string
+	shard                     int
 	total, anonymous, version int64
 	options                   map[string]int64
 	slots                     []uint64 // the voter set's table, empty slots included
@@ -63,10 +64,10 @@ type pollCopy struct {
 	updatedAt                 time.Time
 }
 
-// Snapshot copies the store. Batches wait while it copies (each poll's
-// counters and voter table, a memory copy); Counts and HasVoter wait only
-// while their poll is copied. Encoding and writing the copy (Write)
-// happen without any lock.
+// Snapshot copies the store. Batches, resets and deletions wait while it
+// copies (each poll's counters and voter table, a memory copy); Counts and
+// HasVoter wait only while their poll is copied. Encoding and writing the
+// copy (Write) happen without any lock.
 func (s *MemoryStore) Snapshot() *StoreSnapshot {
 	s.snap.Lock()
 	defer s.snap.Unlock()
@@ -87,7 +88,7 @@ func (s *MemoryStore) Snapshot() *StoreSnapshot {
 	for id, p := range ps {
 		p.mu.Lock()
 		ss.polls = append(ss.polls, pollCopy{
-			id: id, total: p.total, anonymous: p.anonymous, version: p.version,
+			id: id, shard: p.shard, total: p.total, anonymous: p.anonymous, version: p.version,
 			options: maps.Clone(p.options), slots: slices.Clone(p.voters.slots), zero: p.voters.zero,
 			updatedAt: p.updatedAt,
 		})
@@ -102,9 +103,10 @@ func (ss *StoreSnapshot) Watermark(shard int) uint64 { return ss.marks[shard] }
 // Write writes the copy, once, as the payload of a snapshot.KindTally section.
 //
 // Layout: seed a, b; shards, then per shard: number, watermark; deleted
-// polls, then each ID; polls, then per poll: ID, total, anonymous,
-// version, updated-at (Unix ns), zero-hash flag, options (ID, votes each),
-// voter hashes (count, then the non-zero hashes).
+// polls, then each ID; polls, then per poll: ID, shard (whose batches
+// made it: what ResetShard forgets), total, anonymous, version, updated-at
+// (Unix ns), zero-hash flag, options (ID, votes each), voter hashes
+// (count, then the non-zero hashes).
 func (ss *StoreSnapshot) Write(w io.Writer) error {
 	e := snapshot.NewEncoder(w)
 	e.U64(ss.seed.a)
@@ -123,6 +125,7 @@ func (ss *StoreSnapshot) Write(w io.Writer) error {
 	for i := range ss.polls {
 		p := &ss.polls[i]
 		e.String(p.id)
+		e.U64(uint64(p.shard))
 		e.U64(uint64(p.total))
 		e.U64(uint64(p.anonymous))
 		e.U64(uint64(p.version))
@@ -203,9 +206,9 @@ func (s *MemoryStore) LoadSnapshot(r io.Reader, length uint64, drop func(pollID 
 	for range d.Count(8) {
 		s.deleted[d.String()] = struct{}{}
 	}
-	for range d.Count(48) {
+	for range d.Count(64) {
 		id := d.String()
-		p := &memPoll{options: map[string]int64{}}
+		p := &memPoll{shard: int(d.U64()), options: map[string]int64{}}
 		p.total, p.anonymous, p.version = int64(d.U64()), int64(d.U64()), int64(d.U64())
 		if at := d.U64(); at != 0 {
 			p.updatedAt = time.Unix(0, int64(at)).UTC()

@@ -143,6 +143,119 @@ func TestMemoryStoreSnapshotWhileApplying(t *testing.T) {
 	wg.Wait()
 }
 
+// voterDelta is a poll's increment: total votes, of which one per listed
+// voter key, the rest anonymous.
+func voterDelta(total int64, opts map[string]int64, voters ...byte) *PollDelta {
+	d := &PollDelta{Total: total, Options: opts, At: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	for _, v := range voters {
+		d.Voters = append(d.Voters, [16]byte{v})
+	}
+	d.Anonymous = total - int64(len(voters))
+	return d
+}
+
+// TestMemoryStoreSnapshotKeepsShards: a store loaded from a snapshot knows
+// the shard of each poll, so a reset of a shard ahead of the log still
+// forgets that shard's polls, and only them.
+func TestMemoryStoreSnapshotKeepsShards(t *testing.T) {
+	ctx := context.Background()
+	s := NewMemoryStore()
+	p, q, other := pollIn(5, "p"), pollIn(5, "q"), pollIn(6, "o")
+	for _, b := range []Batch{
+		{Shard: 5, Prev: 0, Last: 10, Polls: map[string]*PollDelta{
+			p: voterDelta(3, map[string]int64{"a": 3}, 1, 2), q: voterDelta(1, map[string]int64{"b": 1}, 7),
+		}},
+		{Shard: 6, Prev: 0, Last: 12, Polls: map[string]*PollDelta{other: voterDelta(2, map[string]int64{"a": 2}, 1)}},
+	} {
+		if err := s.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loaded := snapshotRoundTrip(t, s, nil)
+	if reset, err := loaded.ResetShard(ctx, 5, 4); err != nil || !reset {
+		t.Fatalf("ResetShard(5, 4) of a loaded shard at 10 = %v, %v; want true", reset, err)
+	}
+	for _, id := range []string{p, q} {
+		if c, _ := loaded.Counts(ctx, id); c.Total != 0 || c.Voters != 0 || len(c.Options) != 0 {
+			t.Fatalf("counts of %s after the reset of its shard %+v, want zero", id, c)
+		}
+	}
+	if voted, _ := loaded.HasVoter(ctx, q, [16]byte{7}); voted {
+		t.Fatal("a voter of a reset shard is still known")
+	}
+	if c, _ := loaded.Counts(ctx, other); c.Total != 2 {
+		t.Fatalf("counts of the other shard's poll %+v, want total 2", c)
+	}
+	// Folded again from the start of the log, the shard counts once.
+	if err := loaded.Apply(ctx, Batch{Shard: 5, Prev: 0, Last: 3, Polls: map[string]*PollDelta{p: voterDelta(2, map[string]int64{"a": 2}, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := loaded.Counts(ctx, p); c.Total != 2 || c.Voters != 2 {
+		t.Fatalf("counts of p folded again %+v, want total 2, voters 2", c)
+	}
+}
+
+// TestMemoryStoreSnapshotWhileResetting: snapshots taken while a shard is
+// folded and reset over and over hold the shard's watermark and polls
+// both from before a reset or both from after: never the watermark of a
+// fold without its counters.
+func TestMemoryStoreSnapshotWhileResetting(t *testing.T) {
+	ctx := context.Background()
+	s := NewMemoryStore()
+	// Many shards, so that copying the watermarks takes a while, and the
+	// one reset is the one the copy visits first: a reset that lands
+	// during the copy then lands after its watermark was copied.
+	for shard := range 20000 {
+		if err := s.Apply(ctx, Batch{Shard: shard, Prev: 0, Last: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var shard int
+	s.marks.Range(func(k, _ any) bool { shard = k.(int); return false })
+	if _, err := s.ResetShard(ctx, shard, 0); err != nil {
+		t.Fatal(err)
+	}
+	p := "p"
+	// One goroutine folds the shard, another resets it: a snapshot may
+	// begin between the two.
+	stop, reset, resetDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(reset)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.Apply(ctx, Batch{Shard: shard, Prev: 0, Last: 10, Polls: map[string]*PollDelta{p: voterDelta(3, map[string]int64{"a": 3})}}); err != nil {
+				t.Error(err)
+				return
+			}
+			reset <- struct{}{}
+			<-resetDone
+		}
+	})
+	wg.Go(func() {
+		for range reset {
+			if _, err := s.ResetShard(ctx, shard, 4); err != nil {
+				t.Error(err)
+			}
+			resetDone <- struct{}{}
+		}
+	})
+	defer wg.Wait()
+	defer close(stop)
+	for i := range 100 {
+		loaded := snapshotRoundTrip(t, s, nil)
+		mark, _ := loaded.Watermark(ctx, shard)
+		c, _ := loaded.Counts(ctx, p)
+		if want := map[uint64]int64{0: 0, 10: 3}[mark]; c.Total != want {
+			t.Fatalf("snapshot %d: the shard at %d and its poll counting %d, want %d", i, mark, c.Total, want)
+		}
+	}
+}
+
 // BenchmarkMemoryStoreSnapshotPause measures how long a snapshot holds
 // batches back (Snapshot's copy) on a store of 1 M distinct voters, and
 // writing it.

@@ -25,8 +25,10 @@ import (
 type MemoryStore struct {
 	seed voterSeed // keys the voter hashes; saved with snapshots
 
-	// snap is held shared by Apply and exclusively while a snapshot copies
-	// the store (see Snapshot): counters and watermarks are copied as one.
+	// snap is held shared by Apply, ResetShard and DeletePoll, and
+	// exclusively while a snapshot copies the store (see Snapshot):
+	// counters, watermarks and deletions are copied as one, never half way
+	// through a batch, a reset or a deletion.
 	snap sync.RWMutex
 
 	mu      sync.RWMutex // guards polls (the map itself) and deleted
@@ -44,7 +46,7 @@ type memShard struct {
 }
 
 type memPoll struct {
-	shard     int // the shard whose batches made it: what ResetShard forgets
+	shard     int // the shard whose batches made it: what ResetShard forgets; saved with snapshots
 	mu        sync.Mutex
 	total     int64
 	anonymous int64
@@ -163,8 +165,11 @@ func (s *MemoryStore) Counts(_ context.Context, pollID string) (poll.Counts, err
 }
 
 // DeletePoll implements Store. Votes of the poll applied later (a batch
-// read before the catalog marked it deleted) are ignored.
+// read before the catalog marked it deleted) are ignored. It holds snap
+// shared, so a snapshot's copy is wholly before or after it.
 func (s *MemoryStore) DeletePoll(_ context.Context, pollID string) error {
+	s.snap.RLock()
+	defer s.snap.RUnlock()
 	s.mu.Lock()
 	delete(s.polls, pollID)
 	s.deleted[pollID] = struct{}{}
@@ -173,9 +178,14 @@ func (s *MemoryStore) DeletePoll(_ context.Context, pollID string) error {
 }
 
 // ResetShard implements Store. It holds the shard's lock, so no batch of
-// the shard is half applied, and the polls' map lock while it drops the
-// shard's polls, so a reader sees them all before or all after.
+// the shard is half applied, the polls' map lock while it drops the
+// shard's polls, so a reader sees them all before or all after, and snap
+// shared, so a snapshot (which holds it exclusively) has the shard's
+// watermark and polls both from before the reset or both from after.
+// Batches of other shards go on meanwhile.
 func (s *MemoryStore) ResetShard(_ context.Context, shard int, end uint64) (bool, error) {
+	s.snap.RLock()
+	defer s.snap.RUnlock()
 	sh := s.shard(shard)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
