@@ -43,7 +43,9 @@
 //   - voters.go: the Voters registry contract; voters_memory.go (the
 //     default) and voters_redis.go (shared between ingest nodes) implement it.
 //   - voters_snapshot.go: snapshots of the memory registry that cover the
-//     log up to a known sequence, and loading them.
+//     log up to a known sequence, and loading them; keys_snapshot.go: the
+//     same for the memory key registry, so that a retry after a restart
+//     from a snapshot is still the same vote.
 //   - ratelimit.go: the Limiter contract; ratelimit_memory.go (the default)
 //     and ratelimit_redis.go (shared between ingest nodes) implement it.
 //   - metrics.go: the counters of accepted and refused votes.

@@ -50,9 +50,9 @@ type VotersSnapshot struct {
 	covered uint64
 }
 
-// ErrNotSnapshotted is returned by SnapshotVoters when the registry is not
-// the memory one: a durable registry needs no snapshot.
-var ErrNotSnapshotted = errors.New("ingest: only the memory voter registry is snapshotted")
+// ErrNotSnapshotted is returned by SnapshotVoters and SnapshotKeys when
+// the registry is not the memory one: a durable registry needs no snapshot.
+var ErrNotSnapshotted = errors.New("ingest: only the memory registries are snapshotted")
 
 // SnapshotVoters begins a snapshot of the memory voter registry: it notes
 // the log's last sequence, which the snapshot will cover.

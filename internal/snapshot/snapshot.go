@@ -28,6 +28,10 @@ const (
 	// KindVoters is ingest's memory voter registry: voters and their
 	// votes, with the log sequence it is complete up to (ingest.MemoryVoters).
 	KindVoters Kind = 2
+	// KindVoteIDs is ingest's memory registry of idempotency keys: the
+	// vote IDs of keyed votes stored within the idempotency window, with
+	// the log sequence it is complete up to (ingest.MemoryKeys).
+	KindVoteIDs Kind = 3
 )
 
 // Version is the version of the format written, and the only one read: it
