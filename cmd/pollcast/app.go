@@ -124,8 +124,8 @@ func (m *Main) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ready := []web.Check{{Name: "catalog", Check: m.catalog.Ping}}
 
-	// Memory mode: counters and voters come back from the newest snapshot,
-	// and only the log after it is read.
+	// Memory mode: counters, voters and idempotency keys come back from
+	// the newest snapshot, and only the log after it is read.
 	var snap loaded
 	if len(m.cfg.Redis) == 0 && m.cfg.SnapshotInterval > 0 && roles["tally"] && roles["ingest"] {
 		if m.snaps, err = m.openSnapshots(js); err != nil {
@@ -160,6 +160,7 @@ func (m *Main) Run(ctx context.Context) error {
 			icfg.Limiter = ingest.NewRedisLimiter(m.rdb, "", m.cfg.VoteRate)
 		} else if snap.voters != nil {
 			icfg.Voters = snap.voters
+			icfg.Keys = snap.keys
 		}
 		if m.ingest, err = ingest.New(ncIngest, m.catalog, icfg); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pollcast/pollcast/internal/snapshot"
 	"github.com/pollcast/pollcast/tally"
 )
 
@@ -95,6 +96,129 @@ func TestSnapshotRestartCountsExactly(t *testing.T) {
 	b.voteN(id, "new", 1)
 	eventually(t, 10*time.Second, "the new vote counted", func() bool { return b.total(id) == 51 })
 	b.checkCounts(id, 51)
+}
+
+// TestSnapshotRestartKeepsIdempotencyKeys: a keyed vote saved in a
+// snapshot, and one in the log after it, are still known after a restart
+// from the snapshot: a retry with the same key gets the same vote_id and
+// is counted once.
+func TestSnapshotRestartKeepsIdempotencyKeys(t *testing.T) {
+	dir := t.TempDir()
+	a := startAppWith(t, snapshotConfig(dir))
+	id := a.createPoll(map[string]any{"dedupe": "none"})["id"].(string)
+	vote := func(a *app, key string) any {
+		t.Helper()
+		r := a.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"a"}, "idempotency_key": key})
+		if r.Status != 202 {
+			t.Fatalf("vote with key %s: %d %s", key, r.Status, r.Body)
+		}
+		return r.JSON()["vote_id"]
+	}
+	before := vote(a, "before")
+	mid := a.saveSnapshot()
+	after := vote(a, "after")
+	if err := a.Close(); err != nil { // saves one more snapshot: drop it, so that mid is loaded
+		t.Fatal(err)
+	}
+	paths, _ := a.snaps.dir.List()
+	for _, p := range paths {
+		if p != mid {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	b := startAppWith(t, snapshotConfig(dir))
+	if b.snapLoaded != mid {
+		t.Fatalf("loaded snapshot %q, want %q", b.snapLoaded, mid)
+	}
+	b.shortenLogWindow(time.Second) // past it, only pollcast's keys recognise a retry
+	for key, want := range map[string]any{"before": before, "after": after} {
+		if got := vote(b, key); got != want {
+			t.Fatalf("retry of %s after the restart: vote_id %v, want %v", key, got, want)
+		}
+	}
+	// A keyless vote after the retries, of another option: once it is
+	// counted, so would they be (one poll is one shard, read in order).
+	if r := b.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"b"}}); r.Status != 202 {
+		t.Fatalf("vote: %d %s", r.Status, r.Body)
+	}
+	eventually(t, 10*time.Second, "the last vote counted", func() bool { return optionVotes(b.results(id), "b") == 1 })
+	if got := b.total(id); got != 3 {
+		t.Fatalf("the poll counts %d votes, want 3: retries after the restart counted again", got)
+	}
+}
+
+// TestSnapshotWithoutKeysIsSkipped: a snapshot without the idempotency
+// keys is not loaded — the keys of the votes it covers would be lost — and
+// the whole log is read instead: the count is exact and a retry is still
+// the same vote.
+func TestSnapshotWithoutKeysIsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	a := startAppWith(t, snapshotConfig(dir))
+	id := a.createPoll(map[string]any{"dedupe": "device"})["id"].(string)
+	a.voteN(id, "v", 5)
+	keyed := a.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"a"}, "voter": "k", "idempotency_key": "k1"})
+	if keyed.Status != 202 {
+		t.Fatalf("keyed vote: %d %s", keyed.Status, keyed.Body)
+	}
+	ctx := context.Background()
+	voters, err := a.ingest.SnapshotVoters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the votes counted", func() bool { return a.total(id) == 6 })
+	counters := a.store.(*tally.MemoryStore).Snapshot()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := a.snaps.dir.List()
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	without, err := a.snaps.dir.Save(voters.Covered()+1, []snapshot.Section{
+		{Kind: snapshot.KindTally, Write: counters.Write},
+		{Kind: snapshot.KindVoters, Write: func(w io.Writer) error { return voters.Write(ctx, w) }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := startAppWith(t, snapshotConfig(dir))
+	if b.snapLoaded != "" {
+		t.Fatalf("loaded %q, a snapshot without the keys (%q)", b.snapLoaded, without)
+	}
+	b.shortenLogWindow(time.Second)
+	again := b.do("POST", "/v1/polls/"+id+"/votes", map[string]any{"options": []string{"a"}, "voter": "k", "idempotency_key": "k1"})
+	if again.Status != 202 || again.JSON()["vote_id"] != keyed.JSON()["vote_id"] {
+		t.Fatalf("retry after the restart: %d %s, want 202 with the vote_id of %s", again.Status, again.Body, keyed.Body)
+	}
+	b.checkCounts(id, 6, "v0", "v4")
+}
+
+// shortenLogWindow shortens the vote log's duplicate window to w and waits
+// until the message IDs of the votes so far are past it.
+func (a *app) shortenLogWindow(w time.Duration) {
+	a.t.Helper()
+	ctx := context.Background()
+	js, err := jetstream.New(a.ncs[0])
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "VOTES")
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Duplicates = w
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		a.t.Fatal(err)
+	}
+	start := time.Now()
+	eventually(a.t, 2*w+time.Second, "the log's duplicate window to pass", func() bool { return time.Since(start) > w+w/2 })
 }
 
 // TestSnapshotDamagedIsSkipped: a truncated snapshot and one with a

@@ -16,10 +16,12 @@ import (
 	"github.com/pollcast/pollcast/votelog"
 )
 
-// Snapshots of the single-process mode: the memory tally store and the
-// memory voter registry are saved together in one file under
-// Data/snapshots every SnapshotInterval and at shutdown; a start loads the
-// newest file that is intact and reads only the log after it.
+// Snapshots of the single-process mode: the memory tally store, the
+// memory voter registry and the memory idempotency keys are saved together
+// in one file under Data/snapshots every SnapshotInterval and at shutdown;
+// a start loads the newest file that is intact and reads only the log
+// after it. A file without one of the three is not loaded: what it lacks
+// could not be rebuilt from the log after it.
 
 // snapshots saves and loads the memory state of this process.
 type snapshots struct {
@@ -36,7 +38,8 @@ type snapshots struct {
 type loaded struct {
 	store   *tally.MemoryStore
 	voters  *ingest.MemoryVoters
-	covered uint64 // the voter registry holds the log up to here
+	keys    *ingest.MemoryKeys
+	covered uint64 // the voter registry and the keys hold the log up to here
 	path    string // the file
 }
 
@@ -80,18 +83,23 @@ func (s *snapshots) loadFile(path string) (loaded, error) {
 	defer f.Close()
 	tr, tn, okT := f.Section(snapshot.KindTally)
 	vr, vn, okV := f.Section(snapshot.KindVoters)
-	if !okT || !okV {
-		return loaded{}, errors.New("snapshots: the counters or the voters are missing")
+	kr, kn, okK := f.Section(snapshot.KindVoteIDs)
+	if !okT || !okV || !okK {
+		return loaded{}, errors.New("snapshots: the counters, the voters or the idempotency keys are missing")
 	}
-	l := loaded{store: tally.NewMemoryStore(), voters: ingest.NewMemoryVoters()}
-	var terr, verr error
+	l := loaded{store: tally.NewMemoryStore(), voters: ingest.NewMemoryVoters(),
+		keys: ingest.NewMemoryKeys(ingest.KeysConfig{Window: s.m.cfg.IdempotencyWindow})}
+	var terr, verr, kerr error
+	var votersCovered, keysCovered uint64
 	var wg sync.WaitGroup
 	wg.Go(func() { terr = l.store.LoadSnapshot(tr, tn, s.m.catalog.Deleted) })
-	wg.Go(func() { l.covered, verr = l.voters.LoadSnapshot(vr, vn) })
+	wg.Go(func() { votersCovered, verr = l.voters.LoadSnapshot(vr, vn) })
+	wg.Go(func() { keysCovered, kerr = l.keys.LoadSnapshot(kr, kn) })
 	wg.Wait()
-	if err := errors.Join(terr, verr); err != nil {
+	if err := errors.Join(terr, verr, kerr); err != nil {
 		return loaded{}, err
 	}
+	l.covered = min(votersCovered, keysCovered) // the log after it is read for both
 	return l, nil
 }
 
@@ -129,7 +137,8 @@ func (s *snapshots) close() error {
 	return s.save(ctx)
 }
 
-// save writes a snapshot of the memory store and the voter registry.
+// save writes a snapshot of the memory store, the voter registry and the
+// idempotency keys.
 func (s *snapshots) save(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -144,6 +153,10 @@ func (s *snapshots) save(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	keys, err := s.m.ingest.SnapshotKeys(ctx) // the same
+	if err != nil {
+		return err
+	}
 	counters := store.Snapshot()
 	marks := make([]uint64, s.m.cfg.Shards)
 	for shard := range marks {
@@ -153,10 +166,11 @@ func (s *snapshots) save(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	need = min(need, voters.Covered()+1)
+	need = min(need, voters.Covered()+1, keys.Covered()+1)
 	path, err := s.dir.Save(need, []snapshot.Section{
 		{Kind: snapshot.KindTally, Write: counters.Write},
 		{Kind: snapshot.KindVoters, Write: func(w io.Writer) error { return voters.Write(ctx, w) }},
+		{Kind: snapshot.KindVoteIDs, Write: func(w io.Writer) error { return keys.Write(ctx, w) }},
 	})
 	if err != nil {
 		return err
