@@ -28,6 +28,18 @@ import (
 // errLogBehind restarts a sink that read past the log's end.
 var errLogBehind = errors.New("analytics: the log ends before the votes read from it")
 
+// TrimAhead removes the rows past the end of the log, as the sink does at
+// each start of its reader. A process that also takes votes calls it before
+// it serves: a new vote must not land at a sequence whose old row is kept.
+func (s *Sink) TrimAhead(ctx context.Context) error {
+	last, err := s.store.LastSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("analytics: last seq: %w", err)
+	}
+	_, err = s.trimAhead(ctx, last)
+	return err
+}
+
 // trimAhead removes the rows past the end of the log, read now, when last
 // (the largest sequence stored) is past it, and returns the largest
 // sequence then stored.

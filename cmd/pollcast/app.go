@@ -198,6 +198,9 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.sink, err = analytics.NewSink(js, m.astore, analytics.SinkConfig{Logger: m.logger, Registerer: reg}); err != nil {
 			return err
 		}
+		if err := m.sink.TrimAhead(ctx); err != nil {
+			return err
+		}
 		m.sink.Start()
 	}
 	if m.snaps != nil {

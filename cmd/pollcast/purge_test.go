@@ -287,7 +287,7 @@ func TestPurgeWaitsForAnalytics(t *testing.T) {
 	node := func(roles string) *app {
 		return startApp(t, func(c *Config) {
 			c.NATS, c.Redis, c.ClickHouse = natsURL, []string{"redis://" + redisSrv.Addr}, chDSN
-			c.PurgeTimeout = 500 * time.Millisecond
+			c.PurgeTimeout = 3 * time.Second // past the sink's flush interval (1s), on a busy machine too
 			if err := c.parseRoles(roles); err != nil {
 				t.Fatal(err)
 			}
