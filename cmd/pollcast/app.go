@@ -26,6 +26,7 @@ import (
 
 	"github.com/pollcast/pollcast/analytics"
 	"github.com/pollcast/pollcast/ingest"
+	"github.com/pollcast/pollcast/internal/persist"
 	"github.com/pollcast/pollcast/poll"
 	"github.com/pollcast/pollcast/realtime"
 	"github.com/pollcast/pollcast/tally"
@@ -55,7 +56,7 @@ type Main struct {
 	served  chan error
 	pprof   *http.Server
 
-	snaps         *snapshots         // memory mode: saves and loads the counters and voters
+	snaps         *persist.Snapshots // memory mode: saves and loads the counters and voters
 	snapLoaded    string             // the snapshot this start loaded, if any
 	stopRetention context.CancelFunc // stops the log's retention loop
 	retention     sync.WaitGroup
@@ -126,16 +127,17 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// Memory mode: counters, voters and idempotency keys come back from
 	// the newest snapshot, and only the log after it is read.
-	var snap loaded
+	var snap persist.Loaded
 	if len(m.cfg.Redis) == 0 && m.cfg.SnapshotInterval > 0 && roles["tally"] && roles["ingest"] {
-		if m.snaps, err = m.openSnapshots(js); err != nil {
+		if m.snaps, err = persist.New(js, persist.Config{Dir: filepath.Join(m.cfg.Data, "snapshots"), Interval: m.cfg.SnapshotInterval,
+			Shards: m.cfg.Shards, IdempotencyWindow: m.cfg.IdempotencyWindow, Drop: m.catalog.Deleted, Logger: m.logger}); err != nil {
 			return err
 		}
-		snap, _ = m.snaps.load()
-		m.snapLoaded = snap.path
+		snap, _ = m.snaps.Load()
+		m.snapLoaded = snap.Path
 	}
-	if snap.store != nil {
-		m.store = snap.store
+	if snap.Store != nil {
+		m.store = snap.Store
 	} else if m.store, err = m.tallyStore(); err != nil {
 		return err
 	}
@@ -158,9 +160,9 @@ func (m *Main) Run(ctx context.Context) error {
 				return err
 			}
 			icfg.Limiter = ingest.NewRedisLimiter(m.rdb, "", m.cfg.VoteRate)
-		} else if snap.voters != nil {
-			icfg.Voters = snap.voters
-			icfg.Keys = snap.keys
+		} else if snap.Voters != nil {
+			icfg.Voters = snap.Voters
+			icfg.Keys = snap.Keys
 		}
 		if m.ingest, err = ingest.New(ncIngest, m.catalog, icfg); err != nil {
 			return err
@@ -174,7 +176,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := m.startTally(ctx, js, ncMain, reg); err != nil {
 			return err
 		}
-		seen = max(m.tally.Observed(), snap.covered)
+		seen = max(m.tally.Observed(), snap.Covered)
 		ready = append(ready, web.Check{Name: "tally-log", Check: m.tally.Ready})
 	}
 	if m.ingest != nil {
@@ -204,7 +206,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.sink.Start()
 	}
 	if m.snaps != nil {
-		m.snaps.start()
+		m.snaps.Start(persist.Roles{Store: m.store.(*tally.MemoryStore), Tally: m.tally, Ingest: m.ingest})
 	}
 	if err := m.startRetention(js); err != nil {
 		return err
@@ -383,7 +385,7 @@ func (m *Main) close() error {
 		m.tally.Close()
 	}
 	if m.snaps != nil {
-		if err := m.snaps.close(); err != nil {
+		if err := m.snaps.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -40,10 +40,10 @@ func (a *app) voteN(id, prefix string, n int) {
 // saveSnapshot saves a snapshot now and returns its path.
 func (a *app) saveSnapshot() string {
 	a.t.Helper()
-	if err := a.snaps.save(context.Background()); err != nil {
+	if err := a.snaps.Save(context.Background()); err != nil {
 		a.t.Fatal(err)
 	}
-	paths, err := a.snaps.dir.List()
+	paths, err := a.snaps.Dir().List()
 	if err != nil || len(paths) == 0 {
 		a.t.Fatalf("no snapshot after a save: %v", err)
 	}
@@ -79,7 +79,7 @@ func TestSnapshotRestartCountsExactly(t *testing.T) {
 	if err := a.Close(); err != nil { // saves one more snapshot: drop it, so that the log after mid is read
 		t.Fatal(err)
 	}
-	paths, _ := a.snaps.dir.List()
+	paths, _ := a.snaps.Dir().List()
 	for _, p := range paths {
 		if p != mid {
 			if err := os.Remove(p); err != nil {
@@ -120,7 +120,7 @@ func TestSnapshotRestartKeepsIdempotencyKeys(t *testing.T) {
 	if err := a.Close(); err != nil { // saves one more snapshot: drop it, so that mid is loaded
 		t.Fatal(err)
 	}
-	paths, _ := a.snaps.dir.List()
+	paths, _ := a.snaps.Dir().List()
 	for _, p := range paths {
 		if p != mid {
 			if err := os.Remove(p); err != nil {
@@ -173,13 +173,13 @@ func TestSnapshotWithoutKeysIsSkipped(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	paths, _ := a.snaps.dir.List()
+	paths, _ := a.snaps.Dir().List()
 	for _, p := range paths {
 		if err := os.Remove(p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	without, err := a.snaps.dir.Save(voters.Covered()+1, []snapshot.Section{
+	without, err := a.snaps.Dir().Save(voters.Covered()+1, []snapshot.Section{
 		{Kind: snapshot.KindTally, Write: counters.Write},
 		{Kind: snapshot.KindVoters, Write: func(w io.Writer) error { return voters.Write(ctx, w) }},
 	})
@@ -236,7 +236,7 @@ func TestSnapshotDamagedIsSkipped(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	paths, _ := a.snaps.dir.List()
+	paths, _ := a.snaps.Dir().List()
 	if len(paths) != 3 || paths[1] != middle || paths[2] != oldest {
 		t.Fatalf("snapshots %v", paths)
 	}
