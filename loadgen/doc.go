@@ -26,6 +26,6 @@
 // and the answers and results messages are read with internal/jsonscan
 // (message.go), to leave the machine's CPU to the server it measures.
 //
-// Config is filled by cmd/pollcast from its flags; New checks it, Run
-// runs it once and returns a Summary.
+// Config is filled by `pollcast bench` (internal/cli) from its flags; New
+// checks it, Run runs it once and returns a Summary.
 package loadgen

@@ -29,7 +29,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	case "serve":
 		return serve(args, getenv, stdout, stderr)
 	case "bench":
-		return runBench(args, getenv, stdout, stderr)
+		return cli.Bench(args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, "Usage: pollcast [serve] [flags]\n\nCommands:\n  serve   run every role in one process (the default)\n  bench   load-test a server: pollcast bench http|ws|batch|viewers (see 'pollcast bench -h')\n\nRun 'pollcast serve -h' for the flags.")
 		fmt.Fprint(stdout, "\n"+cli.Help)

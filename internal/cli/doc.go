@@ -7,7 +7,8 @@
 //
 // cli.go holds the command table, the runner and the output helpers; each
 // resource has its file: polls.go, results.go (results and watch, with the
-// in-place terminal screen), votes.go and keys.go.
+// in-place terminal screen), votes.go and keys.go. bench.go holds
+// `pollcast bench`, the command line of package loadgen (Bench).
 //
 // Exit status: 0 on success or -h, 1 when the server or the network
 // refused, 2 for a mistake on the command line.

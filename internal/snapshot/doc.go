@@ -1,8 +1,8 @@
 // Package snapshot owns the snapshot files of the single-process mode: the
 // file format, writing a file atomically, finding the newest valid one and
 // keeping the last few. What goes into a file is up to the roles: each
-// writes and reads the payload of its own sections (see Kind); cmd/pollcast
-// gathers them into one file.
+// writes and reads the payload of its own sections (see Kind);
+// internal/persist gathers them into one file.
 //
 // A file is
 //

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"cmp"
@@ -19,8 +19,7 @@ import (
 )
 
 // `pollcast bench SCENARIO [flags]` runs package loadgen against a server:
-// this file reads its command line and turns the outcome into the exit
-// status.
+// Bench reads its command line and turns the outcome into the exit status.
 
 const benchUsage = `SCENARIO [flags]
 
@@ -83,9 +82,9 @@ func parseBenchConfig(args []string, getenv func(string) string, stderr io.Write
 	return c, nil
 }
 
-// runBench runs `pollcast bench`: exit status 0 when the run completed and
+// Bench runs `pollcast bench`: exit status 0 when the run completed and
 // the count was exact, 1 when not, 2 for a mistake on the command line.
-func runBench(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func Bench(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := parseBenchConfig(args, getenv, stderr)
 	var ue cmdline.UsageError
 	switch {
