@@ -125,34 +125,11 @@ type pendingKey struct {
 // settle waits until each of the claims pending during the copy is settled
 // and returns the keys they stored.
 func (ks *KeysSnapshot) settle(ctx context.Context, pending []pendingKey) ([]keyedVote, error) {
-	var stored []keyedVote
-	deadline := time.Now().Add(ks.s.cfg.PublishTimeout + 2*time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for len(pending) > 0 {
-		left := pending[:0]
-		for _, p := range pending {
+	return settleClaims(ctx, ks.s.cfg.PublishTimeout+2*time.Second, "keys", pending,
+		func(p pendingKey) (keyedVote, bool, bool) {
 			at, ok, done := ks.mk.settled(p)
-			switch {
-			case !done:
-				left = append(left, p)
-			case ok:
-				stored = append(stored, keyedVote{id: p.id, at: time.Unix(0, at)})
-			}
-		}
-		if pending = left; len(pending) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("ingest: snapshot keys: %d keyed votes still without an outcome", len(pending))
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("ingest: snapshot keys: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
-	return stored, nil
+			return keyedVote{id: p.id, at: time.Unix(0, at)}, ok, done
+		})
 }
 
 // errFrozen is returned by freeze while another snapshot reads the

@@ -116,30 +116,43 @@ func (vs *VotersSnapshot) Write(ctx context.Context, w io.Writer) error {
 // settle waits until each of the claims pending during the copy is settled
 // and returns the votes they stored.
 func (vs *VotersSnapshot) settle(ctx context.Context, pending []voterVote) ([]voterVote, error) {
-	var stored []voterVote
-	deadline := time.Now().Add(vs.s.cfg.PublishTimeout + 2*time.Second)
+	return settleClaims(ctx, vs.s.cfg.PublishTimeout+2*time.Second, "voters", pending,
+		func(p voterVote) (voterVote, bool, bool) {
+			vote, ok, done := vs.mv.settled(p)
+			return voterVote{key: p.key, id: vote}, ok, done
+		})
+}
+
+// settleClaims polls check for each of the claims pending during a
+// snapshot's copy until all are settled (done), at most for limit, and
+// returns what the settled ones stored (ok). Claims settle once the log
+// answers their votes, so limit is the log's answer time with a margin.
+func settleClaims[C, R any](ctx context.Context, limit time.Duration, what string, pending []C,
+	check func(C) (stored R, ok, done bool)) ([]R, error) {
+	var stored []R
+	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for len(pending) > 0 {
 		left := pending[:0]
 		for _, p := range pending {
-			vote, ok, done := vs.mv.settled(p)
+			r, ok, done := check(p)
 			switch {
 			case !done:
 				left = append(left, p)
 			case ok:
-				stored = append(stored, voterVote{key: p.key, id: vote})
+				stored = append(stored, r)
 			}
 		}
 		if pending = left; len(pending) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("ingest: snapshot voters: %d votes still without an outcome", len(pending))
+			return nil, fmt.Errorf("ingest: snapshot %s: %d claims still without an outcome", what, len(pending))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("ingest: snapshot voters: %w", ctx.Err())
+			return nil, fmt.Errorf("ingest: snapshot %s: %w", what, ctx.Err())
 		case <-tick.C:
 		}
 	}
